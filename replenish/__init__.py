@@ -1,0 +1,6 @@
+"""replenish: just-in-time replenishment for e-commerce and B2B merchants.
+
+The library package imports no Prefect: it is testable in plain Python.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,249 @@
+"""The canonical data contract (DESIGN.md, "The canonical data contract").
+
+Two views of the same contract live here:
+
+* ``ERP_METADATA`` — SQLAlchemy Core tables of the built-in *generic* ERP
+  profile. The generic reader selects exactly these columns; the demo shop
+  writes them; other profiles map their own tables onto them.
+* ``CONTRACT`` — for every table, the column names and the pandas dtype the
+  library works with once a table is extracted into a DataFrame.
+
+Names here are the contract: keep them stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Final
+
+import pandas as pd
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+ERP_METADATA: Final = MetaData()
+
+suppliers = Table(
+    "suppliers",
+    ERP_METADATA,
+    Column("supplier_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("email", String(255)),
+    Column("currency", String(3), nullable=False, default="EUR"),
+    Column("min_order_value", Float, nullable=False, default=0.0),
+    Column("order_processing_days", Float, nullable=False, default=0.0),
+    Column("transport_days", Float, nullable=False, default=0.0),
+    Column("receiving_days", Float, nullable=False, default=0.0),
+)
+
+products = Table(
+    "products",
+    ERP_METADATA,
+    Column("sku", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("category", String(128)),
+    Column("unit_cost", Float),
+    Column("unit_price", Float),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("replenishment_mode", String(8), nullable=False, default="stock"),
+    Column("service_level", Float),
+)
+
+supplier_products = Table(
+    "supplier_products",
+    ERP_METADATA,
+    Column("sku", String(64), primary_key=True),
+    Column("supplier_id", String(64), primary_key=True),
+    Column("supplier_sku", String(64)),
+    Column("lead_time_days", Float, nullable=False),
+    Column("moq", Float, nullable=False, default=1.0),
+    Column("pack_size", Float, nullable=False, default=1.0),
+    Column("unit_price", Float, nullable=False),
+    Column("priority", Integer, nullable=False, default=1),
+)
+
+stock_levels = Table(
+    "stock_levels",
+    ERP_METADATA,
+    Column("sku", String(64), primary_key=True),
+    Column("location_id", String(64), primary_key=True),
+    Column("on_hand", Float, nullable=False),
+    Column("allocated", Float, nullable=False, default=0.0),
+    Column("as_of", DateTime, nullable=False),
+)
+
+purchase_orders = Table(
+    "purchase_orders",
+    ERP_METADATA,
+    Column("po_id", String(64), primary_key=True),
+    Column("supplier_id", String(64), nullable=False),
+    Column("location_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("ordered_at", DateTime, nullable=False),
+    Column("expected_at", DateTime),
+)
+
+purchase_order_lines = Table(
+    "purchase_order_lines",
+    ERP_METADATA,
+    Column("po_id", String(64), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("qty_ordered", Float, nullable=False),
+    Column("qty_received", Float, nullable=False, default=0.0),
+    Column("received_at", DateTime),
+)
+
+sales_order_lines = Table(
+    "sales_order_lines",
+    ERP_METADATA,
+    Column("order_id", String(64), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("location_id", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("qty", Float, nullable=False),
+    Column("ordered_at", DateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+)
+
+returns = Table(
+    "returns",
+    ERP_METADATA,
+    Column("order_id", String(64), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("location_id", String(64), nullable=False),
+    Column("qty", Float, nullable=False),
+    Column("returned_at", DateTime, primary_key=True),
+    Column("restockable", Boolean, nullable=False, default=True),
+)
+
+stock_history = Table(
+    "stock_history",
+    ERP_METADATA,
+    Column("sku", String(64), primary_key=True),
+    Column("location_id", String(64), primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("on_hand", Float, nullable=False),
+)
+
+#: Tables a generic-profile ERP must have; ``stock_history`` is optional.
+REQUIRED_TABLES: Final = (
+    "suppliers",
+    "products",
+    "supplier_products",
+    "stock_levels",
+    "purchase_orders",
+    "purchase_order_lines",
+    "sales_order_lines",
+    "returns",
+)
+OPTIONAL_TABLES: Final = ("stock_history",)
+
+#: Sales-line status values that are not demand.
+CANCELLED_SALES_STATUSES: Final = frozenset({"cancelled", "canceled", "void"})
+#: Purchase-order statuses whose unreceived quantity is on order.
+OPEN_PO_STATUSES: Final = frozenset({"draft", "sent", "confirmed"})
+REPLENISHMENT_MODES: Final = frozenset({"stock", "jit"})
+
+_SQL_TO_PANDAS = {
+    String: "string",
+    Float: "float64",
+    Integer: "Int64",
+    Boolean: "boolean",
+    DateTime: "datetime64[ns]",
+    Date: "datetime64[ns]",
+}
+
+
+def _dtype(col: Column) -> str:  # type: ignore[type-arg]
+    for sql_type, pd_type in _SQL_TO_PANDAS.items():
+        if isinstance(col.type, sql_type):
+            return pd_type
+    raise TypeError(f"no pandas dtype for {col.name}: {col.type!r}")  # pragma: no cover
+
+
+#: table name -> {column name: pandas dtype}
+CONTRACT: Final[dict[str, dict[str, str]]] = {
+    t.name: {c.name: _dtype(c) for c in t.columns} for t in ERP_METADATA.sorted_tables
+}
+
+#: table name -> the columns that identify a row
+KEYS: Final[dict[str, tuple[str, ...]]] = {
+    t.name: tuple(c.name for c in t.primary_key.columns) for t in ERP_METADATA.sorted_tables
+}
+
+
+def empty_frame(table: str) -> pd.DataFrame:
+    """An empty DataFrame with the contract columns and dtypes of ``table``."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in CONTRACT[table].items()})
+
+
+def coerce(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of ``frame`` with the contract columns of ``table`` in
+    contract order and dtypes. Values that cannot be converted become missing
+    (NaN/NaT/<NA>), so the validation gate can reject them row by row instead
+    of the whole table failing to load.
+    """
+    out = {}
+    for col, dtype in CONTRACT[table].items():
+        s = frame[col] if col in frame.columns else pd.Series(pd.NA, index=frame.index)
+        if dtype == "float64":
+            out[col] = pd.to_numeric(s, errors="coerce").astype("float64")
+        elif dtype == "Int64":
+            out[col] = pd.to_numeric(s, errors="coerce").round().astype("Int64")
+        elif dtype == "boolean":
+            out[col] = _to_bool(s)
+        elif dtype.startswith("datetime"):
+            out[col] = pd.to_datetime(s, errors="coerce", utc=False)
+            if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+                out[col] = out[col].dt.tz_convert("UTC").dt.tz_localize(None)
+            out[col] = out[col].astype("datetime64[ns]")
+        else:
+            out[col] = s.astype("string")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _to_bool(s: pd.Series) -> pd.Series:
+    if s.dtype == bool or str(s.dtype) == "boolean":
+        return s.astype("boolean")
+    mapping = {"true": True, "1": True, "yes": True, "t": True,
+               "false": False, "0": False, "no": False, "f": False}
+    return s.map(lambda v: mapping.get(str(v).strip().lower()) if pd.notna(v) else None).astype(
+        "boolean"
+    )
+
+
+@dataclass
+class ErpSnapshot:
+    """Everything extracted from the ERP for one run, as contract frames."""
+
+    suppliers: pd.DataFrame = field(default_factory=lambda: empty_frame("suppliers"))
+    products: pd.DataFrame = field(default_factory=lambda: empty_frame("products"))
+    supplier_products: pd.DataFrame = field(
+        default_factory=lambda: empty_frame("supplier_products")
+    )
+    stock_levels: pd.DataFrame = field(default_factory=lambda: empty_frame("stock_levels"))
+    purchase_orders: pd.DataFrame = field(default_factory=lambda: empty_frame("purchase_orders"))
+    purchase_order_lines: pd.DataFrame = field(
+        default_factory=lambda: empty_frame("purchase_order_lines")
+    )
+    sales_order_lines: pd.DataFrame = field(
+        default_factory=lambda: empty_frame("sales_order_lines")
+    )
+    returns: pd.DataFrame = field(default_factory=lambda: empty_frame("returns"))
+    stock_history: pd.DataFrame = field(default_factory=lambda: empty_frame("stock_history"))
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def row_counts(self) -> dict[str, int]:
+        return {name: len(frame) for name, frame in self.tables().items()}

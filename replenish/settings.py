@@ -1,0 +1,48 @@
+"""Connection settings (not business settings: those are flow parameters).
+
+Priority, highest first: explicit keyword arguments (the CLI's flags), then
+environment variables with the ``REPLENISH_`` prefix, then a ``.env`` file in
+the working directory, then the defaults below. Secrets (passwords inside URLs,
+SMTP password, Slack webhook URL) come only from the environment or Prefect
+Secret blocks; they are never flow parameters and never logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path("replenish-data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REPLENISH_", env_file=".env", extra="ignore", env_file_encoding="utf-8"
+    )
+
+    home: Path = Field(DEFAULT_HOME, description="Folder for the default SQLite files")
+    erp_url: SecretStr | None = Field(None, description="SQLAlchemy URL of the ERP database")
+    erp_profile: str = Field("generic", description="How the ERP's tables map to the contract")
+    db_url: SecretStr | None = Field(None, description="SQLAlchemy URL of replenish's own store")
+
+    slack_webhook_url: SecretStr | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+    alert_email_from: str = "replenish@localhost"
+    alert_email_to: list[str] = Field(default_factory=list)
+
+    def erp(self) -> str:
+        if self.erp_url is not None:
+            return self.erp_url.get_secret_value()
+        return f"sqlite:///{(self.home / 'demo_erp.db').as_posix()}"
+
+    def store(self) -> str:
+        if self.db_url is not None:
+            return self.db_url.get_secret_value()
+        return f"sqlite:///{(self.home / 'replenish.db').as_posix()}"
