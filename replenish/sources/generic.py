@@ -1,0 +1,179 @@
+"""The built-in *generic* ERP profile: the canonical contract tables as they are.
+
+``GenericErp(url).read_snapshot(...)`` reads the tables of DESIGN.md from any
+SQLAlchemy database (SQLite, PostgreSQL, MariaDB/MySQL) column-wise into
+contract frames; ``write_snapshot`` writes a snapshot into such a database
+(used by the demo shop and by tests that build ERPs on real servers).
+
+Errors: an unreachable server raises :class:`SourceUnavailable` (retry); a
+missing table or column raises :class:`ContractError` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, Select, Table, inspect, select
+
+from replenish import model
+from replenish.errors import ContractError, SourceUnavailable
+from replenish.sources.db import make_engine, safe_url, translate_errors
+
+#: Sales history read by default: two years, enough for a yearly profile.
+DEFAULT_HISTORY_DAYS = 730
+_INSERT_CHUNK = 20_000
+
+
+def day_end(as_of: date) -> datetime:
+    """The first instant after ``as_of``: rows strictly before it are known on
+    the evening of ``as_of``."""
+    return datetime.combine(as_of + timedelta(days=1), time.min)
+
+
+class GenericErp:
+    """Reads the canonical tables from a database in the generic profile."""
+
+    name = "generic"
+
+    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or make_engine(url, what="ERP database", must_exist=True)
+
+    def __repr__(self) -> str:
+        return f"GenericErp({safe_url(self.url)!r})"
+
+    def _errors(self, what: str) -> Any:
+        return translate_errors(what, self.url, SourceUnavailable, ContractError)
+
+    def check_contract(self) -> list[str]:
+        """Raise :class:`ContractError` if a required table or column is
+        missing; return the optional tables that are present."""
+        with self._errors("cannot read the ERP database"):
+            insp = inspect(self.engine)
+            present = set(insp.get_table_names())
+            for name in model.REQUIRED_TABLES:
+                if name not in present:
+                    raise ContractError(
+                        f"ERP database {safe_url(self.url)}: table {name!r} is missing "
+                        f"(the generic profile needs {', '.join(model.REQUIRED_TABLES)})"
+                    )
+            optional = [n for n in model.OPTIONAL_TABLES if n in present]
+            for name in (*model.REQUIRED_TABLES, *optional):
+                cols = {c["name"] for c in insp.get_columns(name)}
+                missing = [c for c in model.CONTRACT[name] if c not in cols]
+                if missing:
+                    raise ContractError(
+                        f"ERP database {safe_url(self.url)}: table {name!r} has no column "
+                        f"{missing[0]!r} (expected {', '.join(model.CONTRACT[name])})"
+                    )
+        return optional
+
+    def read_snapshot(
+        self,
+        as_of: date,
+        *,
+        history_days: int = DEFAULT_HISTORY_DAYS,
+        skus: Sequence[str] | None = None,
+        now: datetime | None = None,
+    ) -> model.ErpSnapshot:
+        """Everything the nightly plan needs, known on the evening of ``as_of``.
+
+        Sales, returns and stock history are read from ``as_of −
+        history_days``. When ``as_of`` is in the past (a replay), rows after
+        it are not read: they were not known then. When it is today, rows
+        stamped in the future are read, so that the validation gate can
+        reject them by name instead of silently dropping them.
+        """
+        optional = self.check_contract()
+        start = datetime.combine(as_of - timedelta(days=history_days), time.min)
+        now = now or datetime.now()
+        end: datetime | None = day_end(as_of) if day_end(as_of) <= now else None
+        sku_filter = list(dict.fromkeys(skus)) if skus else None
+        t = model.ERP_METADATA.tables
+
+        def q(table: Table, date_col: str | None = None) -> Select[Any]:
+            stmt = select(*table.c)
+            if sku_filter is not None and "sku" in table.c:
+                stmt = stmt.where(table.c.sku.in_(sku_filter))
+            if date_col is not None:
+                stmt = stmt.where(table.c[date_col] >= start)
+                if end is not None:
+                    stmt = stmt.where(table.c[date_col] < end)
+            return stmt
+
+        po, pol = t["purchase_orders"], t["purchase_order_lines"]
+        recent_or_open = (po.c.ordered_at >= start) | po.c.status.in_(
+            sorted(model.OPEN_PO_STATUSES)
+        )
+        po_stmt = select(*po.c).where(recent_or_open)
+        pol_stmt = q(pol).where(pol.c.po_id.in_(select(po.c.po_id).where(recent_or_open)))
+        if end is not None:
+            po_stmt = po_stmt.where(po.c.ordered_at < end)
+
+        statements: dict[str, Select[Any]] = {
+            "suppliers": q(t["suppliers"]),
+            "products": q(t["products"]),
+            "supplier_products": q(t["supplier_products"]),
+            "stock_levels": q(t["stock_levels"]),
+            "purchase_orders": po_stmt,
+            "purchase_order_lines": pol_stmt,
+            "sales_order_lines": q(t["sales_order_lines"], "ordered_at"),
+            "returns": q(t["returns"], "returned_at"),
+        }
+        if "stock_history" in optional:
+            statements["stock_history"] = q(t["stock_history"], "date")
+
+        frames: dict[str, pd.DataFrame] = {}
+        with self._errors("cannot read the ERP database"), self.engine.connect() as conn:
+            for name, stmt in statements.items():
+                frames[name] = model.coerce(name, pd.read_sql(stmt, conn))
+        return model.ErpSnapshot(**frames)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of plain Python values, missing values as None."""
+    cols: dict[str, list[Any]] = {}
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            values = [None if v is pd.NaT else v.to_pydatetime() for v in s]
+        else:
+            arr = s.astype(object).to_numpy()
+            values = [
+                None if (v is pd.NA or (isinstance(v, float) and np.isnan(v))) else v for v in arr
+            ]
+            values = [v.item() if isinstance(v, np.generic) else v for v in values]
+        cols[col] = values
+    return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]
+
+
+def write_snapshot(
+    snapshot: model.ErpSnapshot, url: str, *, replace: bool = True
+) -> dict[str, int]:
+    """Create the generic-profile tables in ``url`` and write ``snapshot``.
+
+    ``replace`` drops the contract tables first. Returns rows written per table.
+    """
+    engine = make_engine(url, what="ERP database")
+    counts: dict[str, int] = {}
+    try:
+        with translate_errors(
+            "cannot write the ERP database", url, SourceUnavailable, ContractError
+        ):
+            if replace:
+                model.ERP_METADATA.drop_all(engine)
+            model.ERP_METADATA.create_all(engine)
+            with engine.begin() as conn:
+                for name, frame in snapshot.tables().items():
+                    table = model.ERP_METADATA.tables[name]
+                    rows = _records(frame[list(model.CONTRACT[name])])
+                    for i in range(0, len(rows), _INSERT_CHUNK):
+                        conn.execute(table.insert(), rows[i : i + _INSERT_CHUNK])
+                    counts[name] = len(rows)
+    finally:
+        engine.dispose()
+    return counts

@@ -1,0 +1,163 @@
+"""The project's own database: runs, per-SKU plans, draft purchase orders,
+alerts and quarantined rows (DESIGN.md, "Outputs").
+
+Schema changes go through Alembic migrations in ``replenish/store/migrations``;
+these models are what the migrations must produce (a test checks it).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Run(Base):
+    """One execution of the nightly plan (or of a dry run)."""
+
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    as_of: Mapped[date] = mapped_column(Date, index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16))  # running, completed, blocked, failed
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    erp: Mapped[str] = mapped_column(String(512))  # URL with the password hidden
+    parameters: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    counts: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class Plan(Base):
+    """One SKU×location of one run: the quantity and everything behind it."""
+
+    __tablename__ = "plans"
+    __table_args__ = (UniqueConstraint("run_id", "sku", "location_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    sku: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    supplier_id: Mapped[str | None] = mapped_column(String(64))
+    demand_mean: Mapped[float | None] = mapped_column(Float)
+    demand_std: Mapped[float | None] = mapped_column(Float)
+    lead_time_mean: Mapped[float | None] = mapped_column(Float)
+    lead_time_std: Mapped[float | None] = mapped_column(Float)
+    service_level: Mapped[float | None] = mapped_column(Float)
+    safety_stock: Mapped[float | None] = mapped_column(Float)
+    reorder_point: Mapped[float | None] = mapped_column(Float)
+    inventory_position: Mapped[float | None] = mapped_column(Float)
+    order_qty: Mapped[float] = mapped_column(Float, default=0.0)
+    order_value: Mapped[float] = mapped_column(Float, default=0.0)
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class DraftPurchaseOrder(Base):
+    """A draft supplier order, one per supplier × location × planning date.
+
+    ``po_key`` is the idempotency key: a rerun for the same as-of date finds
+    the existing draft instead of creating a second one; the primary key
+    makes two concurrent runs collide instead of both inserting.
+    """
+
+    __tablename__ = "draft_purchase_orders"
+
+    po_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    as_of: Mapped[date] = mapped_column(Date, index=True)
+    supplier_id: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    currency: Mapped[str | None] = mapped_column(String(3))
+    line_count: Mapped[int] = mapped_column(Integer)
+    total_value: Mapped[float] = mapped_column(Float)
+    min_order_value: Mapped[float] = mapped_column(Float, default=0.0)
+    below_minimum: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_run_id: Mapped[str] = mapped_column(String(36))
+    updated_run_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class DraftPurchaseOrderLine(Base):
+    __tablename__ = "draft_purchase_order_lines"
+
+    po_key: Mapped[str] = mapped_column(
+        ForeignKey("draft_purchase_orders.po_key", ondelete="CASCADE"), primary_key=True
+    )
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer)
+    supplier_sku: Mapped[str | None] = mapped_column(String(64))
+    qty: Mapped[float] = mapped_column(Float)
+    unit_price: Mapped[float] = mapped_column(Float)
+    line_value: Mapped[float] = mapped_column(Float)
+    explanation: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertRecord(Base):
+    """An alert of one planning date; sent once, whatever the reruns."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("as_of", "alert_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    as_of: Mapped[date] = mapped_column(Date)
+    alert_key: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    sku: Mapped[str | None] = mapped_column(String(64))
+    location_id: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    first_run_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    channels: Mapped[str | None] = mapped_column(String(200))
+
+
+class QuarantinedRow(Base):
+    """An input row the validation gate rejected, with why."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    dataset: Mapped[str] = mapped_column(String(64))
+    row_key: Mapped[str] = mapped_column(String(500))
+    field: Mapped[str | None] = mapped_column(String(64))
+    expectation: Mapped[str] = mapped_column(String(128))
+    value: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+Index("ix_plans_run_id", Plan.run_id)
+Index("ix_quarantine_run_id", QuarantinedRow.run_id)
