@@ -36,3 +36,13 @@ class DataQualityError(ReplenishError):
 
 class StoreError(ReplenishError):
     """The project's own database could not be read or written."""
+
+
+class NotifyError(ReplenishError):
+    """Sending an alert failed for good: the receiver rejected the message or
+    the channel is misconfigured (a revoked webhook, a refused recipient)."""
+
+
+class NotifyUnavailable(NotifyError):
+    """Transient: the alert channel could not be reached, timed out, or asked
+    us to slow down. Retry."""

@@ -1,0 +1,42 @@
+"""Alerts to people: Slack (incoming webhook), email (SMTP) and the run log.
+
+Build the channels from the settings with :func:`build_notifiers`, then call
+``notifier.send(alerts, heading=...)`` on each (or :func:`send_all`). Every
+channel raises :class:`~replenish.errors.NotifyUnavailable` for a transient
+fault and :class:`~replenish.errors.NotifyError` for a permanent one.
+"""
+
+from replenish.notify.alerts import (
+    SEVERITIES,
+    Alert,
+    LogNotifier,
+    Notifier,
+    build_notifiers,
+    count_by_severity,
+    deduplicate,
+    render_html,
+    render_text,
+    send_all,
+    sort_alerts,
+    summarize,
+)
+from replenish.notify.email import EmailNotifier
+from replenish.notify.slack import SlackWebhookNotifier, build_payloads
+
+__all__ = [
+    "SEVERITIES",
+    "Alert",
+    "EmailNotifier",
+    "LogNotifier",
+    "Notifier",
+    "SlackWebhookNotifier",
+    "build_notifiers",
+    "build_payloads",
+    "count_by_severity",
+    "deduplicate",
+    "render_html",
+    "render_text",
+    "send_all",
+    "sort_alerts",
+    "summarize",
+]
