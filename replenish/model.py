@@ -164,7 +164,7 @@ _SQL_TO_PANDAS = {
 }
 
 
-def _dtype(col: Column) -> str:  # type: ignore[type-arg]
+def _dtype(col: Column) -> str:
     for sql_type, pd_type in _SQL_TO_PANDAS.items():
         if isinstance(col.type, sql_type):
             return pd_type
@@ -193,7 +193,7 @@ def coerce(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     (NaN/NaT/<NA>), so the validation gate can reject them row by row instead
     of the whole table failing to load.
     """
-    out = {}
+    out: dict[str, pd.Series] = {}
     for col, dtype in CONTRACT[table].items():
         s = frame[col] if col in frame.columns else pd.Series(pd.NA, index=frame.index)
         if dtype == "float64":
@@ -203,10 +203,10 @@ def coerce(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         elif dtype == "boolean":
             out[col] = _to_bool(s)
         elif dtype.startswith("datetime"):
-            out[col] = pd.to_datetime(s, errors="coerce", utc=False)
-            if isinstance(out[col].dtype, pd.DatetimeTZDtype):
-                out[col] = out[col].dt.tz_convert("UTC").dt.tz_localize(None)
-            out[col] = out[col].astype("datetime64[ns]")
+            ts: pd.Series = pd.to_datetime(s, errors="coerce", utc=False)
+            if isinstance(ts.dtype, pd.DatetimeTZDtype):
+                ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+            out[col] = ts.astype("datetime64[ns]")
         else:
             out[col] = s.astype("string")
     return pd.DataFrame(out, index=frame.index)
