@@ -189,7 +189,7 @@ def empty_frame(table: str) -> pd.DataFrame:
 
 def coerce(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Return a copy of ``frame`` with the contract columns of ``table`` in
-    contract order and dtypes. Values that cannot be converted become missing
+    contract order and dtypes (timestamps as naive UTC). Values that cannot be converted become missing
     (NaN/NaT/<NA>), so the validation gate can reject them row by row instead
     of the whole table failing to load.
     """
@@ -203,10 +203,9 @@ def coerce(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         elif dtype == "boolean":
             out[col] = _to_bool(s)
         elif dtype.startswith("datetime"):
-            ts: pd.Series = pd.to_datetime(s, errors="coerce", utc=False)
-            if isinstance(ts.dtype, pd.DatetimeTZDtype):
-                ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-            out[col] = ts.astype("datetime64[ns]")
+            # naive timestamps are taken as UTC; aware ones are converted to it
+            ts: pd.Series = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
+            out[col] = ts.dt.tz_localize(None).astype("datetime64[ns]")
         else:
             out[col] = s.astype("string")
     return pd.DataFrame(out, index=frame.index)
