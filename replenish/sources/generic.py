@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Select, Table, inspect, select
+from sqlalchemy import Date, DateTime, Engine, Select, Table, inspect, select
 
 from replenish import model
 from replenish.errors import ContractError, SourceUnavailable
@@ -100,9 +100,13 @@ class GenericErp:
             if sku_filter is not None and "sku" in table.c:
                 stmt = stmt.where(table.c.sku.in_(sku_filter))
             if date_col is not None:
-                stmt = stmt.where(table.c[date_col] >= start)
+                col = table.c[date_col]
+                # compare a DATE column with dates: SQLite compares them as text,
+                # and "2024-05-10" < "2024-05-10 00:00:00"
+                as_date = isinstance(col.type, Date) and not isinstance(col.type, DateTime)
+                stmt = stmt.where(col >= (start.date() if as_date else start))
                 if end is not None:
-                    stmt = stmt.where(table.c[date_col] < end)
+                    stmt = stmt.where(col < (end.date() if as_date else end))
             return stmt
 
         po, pol = t["purchase_orders"], t["purchase_order_lines"]

@@ -89,3 +89,19 @@ def test_missing_sqlite_file_and_bad_url_are_configuration_errors(tmp_path: obje
         open_erp("definitely not a url")
     with pytest.raises(ConfigurationError, match="unknown ERP profile 'sap'"):
         open_erp("sqlite://", profile="sap")
+
+
+def test_stock_history_window_includes_its_first_day(any_db_url: str) -> None:
+    """A DATE column is compared with dates (SQLite compares text: a datetime
+    bound would drop the first day)."""
+    from replenish.demo import generate_demo
+
+    as_of = date(2026, 5, 10)
+    snap = generate_demo(as_of, seed=5, n_skus=20, days=90)
+    write_snapshot(snap, any_db_url)
+    back = GenericErp(any_db_url).read_snapshot(as_of, history_days=90,
+                                                 now=datetime(2026, 5, 10, 12))
+    first = pd.Timestamp(as_of - timedelta(days=90))
+    want = snap.stock_history[snap.stock_history["date"] >= first]
+    assert len(back.stock_history) == len(want)
+    assert back.stock_history["date"].min() == first
