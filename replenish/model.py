@@ -189,7 +189,8 @@ def empty_frame(table: str) -> pd.DataFrame:
 
 def coerce(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Return a copy of ``frame`` with the contract columns of ``table`` in
-    contract order and dtypes (timestamps as naive UTC). Values that cannot be converted become missing
+    contract order and dtypes (timestamps as naive UTC). Values that cannot
+    be converted become missing
     (NaN/NaT/<NA>), so the validation gate can reject them row by row instead
     of the whole table failing to load.
     """
@@ -214,8 +215,16 @@ def coerce(table: str, frame: pd.DataFrame) -> pd.DataFrame:
 def _to_bool(s: pd.Series) -> pd.Series:
     if s.dtype == bool or str(s.dtype) == "boolean":
         return s.astype("boolean")
-    mapping = {"true": True, "1": True, "yes": True, "t": True,
-               "false": False, "0": False, "no": False, "f": False}
+    mapping = {
+        "true": True,
+        "1": True,
+        "yes": True,
+        "t": True,
+        "false": False,
+        "0": False,
+        "no": False,
+        "f": False,
+    }
     return s.map(lambda v: mapping.get(str(v).strip().lower()) if pd.notna(v) else None).astype(
         "boolean"
     )

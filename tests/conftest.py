@@ -29,7 +29,9 @@ from sqlalchemy.engine import make_url
 POSTGRES_URL = os.environ.get(
     "REPLENISH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-MARIADB_URL = os.environ.get("REPLENISH_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+MARIADB_URL = os.environ.get(
+    "REPLENISH_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
 REQUIRE_SERVERS = os.environ.get("REPLENISH_REQUIRE_SERVERS", "") not in {"", "0", "false"}
 
 
@@ -37,8 +39,9 @@ def _server_database(admin_url: str, kind: str) -> Iterator[str]:
     """Create a throw-away database on the server at ``admin_url``; yield its URL."""
     name = f"replenish_t_{uuid.uuid4().hex[:12]}"
     try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT",
-                              connect_args={"connect_timeout": 5})
+        admin = create_engine(
+            admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+        )
         with admin.connect() as c:
             c.execute(text(f"CREATE DATABASE {name}"))
     except Exception as e:  # the server is not there

@@ -97,18 +97,24 @@ def quality_alerts(blocking: Sequence[str], quarantined: int) -> list[Alert]:
     """
     alerts = []
     if blocking:
-        alerts.append(Alert(
-            kind="data_gate_stopped", severity="critical",
-            title="Validation gate stopped the run: no order written",
-            message="; ".join(blocking),
-            details={"failures": len(blocking)},
-        ))
+        alerts.append(
+            Alert(
+                kind="data_gate_stopped",
+                severity="critical",
+                title="Validation gate stopped the run: no order written",
+                message="; ".join(blocking),
+                details={"failures": len(blocking)},
+            )
+        )
     if quarantined:
-        alerts.append(Alert(
-            kind="rows_quarantined", severity="warning",
-            title=f"{quarantined} input rows quarantined",
-            message="Rejected rows were kept with their reason; "
-                    "`replenish quarantine` lists them.",
-            details={"rows": quarantined},
-        ))
+        alerts.append(
+            Alert(
+                kind="rows_quarantined",
+                severity="warning",
+                title=f"{quarantined} input rows quarantined",
+                message="Rejected rows were kept with their reason; "
+                "`replenish quarantine` lists them.",
+                details={"rows": quarantined},
+            )
+        )
     return alerts

@@ -64,7 +64,7 @@ def make_engine(url: str, *, what: str, must_exist: bool = False) -> Engine:
     elif parsed.get_backend_name() in {"postgresql", "mysql", "mariadb"}:
         kwargs["connect_args"] = {"connect_timeout": 10}
     try:
-        return create_engine(parsed, **kwargs)  # type: ignore[arg-type]
+        return create_engine(parsed, **kwargs)
     except (exc.NoSuchModuleError, ModuleNotFoundError) as e:
         raise ConfigurationError(
             f"{what}: no database driver for {parsed.drivername!r} ({e}); "

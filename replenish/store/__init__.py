@@ -101,10 +101,9 @@ class PublishResult:
 
 def content_hash(lines: pd.DataFrame) -> str:
     """A digest of what a draft orders (sku, qty, unit price), order-insensitive."""
-    rows = sorted(
-        (str(r.sku), round(float(r.qty), 6), round(float(r.unit_price), 6))
-        for r in lines.itertuples()
-    )
+    qty = lines["qty"].astype(float).round(6)
+    price = lines["unit_price"].astype(float).round(6)
+    rows = sorted(zip(lines["sku"].astype(str), qty.tolist(), price.tolist(), strict=True))
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
@@ -304,7 +303,7 @@ class Store:
                 "currency": _plain(h.get("currency")),
                 "line_count": len(po_lines),
                 "total_value": float(h["total_value"]),
-                "min_order_value": float(h.get("min_order_value") or 0.0),
+                "min_order_value": float(_plain(h.get("min_order_value")) or 0.0),
                 "below_minimum": bool(h.get("below_minimum", False)),
                 "content_hash": digest,
                 "updated_run_id": run_id,

@@ -99,8 +99,9 @@ def test_stock_history_window_includes_its_first_day(any_db_url: str) -> None:
     as_of = date(2026, 5, 10)
     snap = generate_demo(as_of, seed=5, n_skus=20, days=90)
     write_snapshot(snap, any_db_url)
-    back = GenericErp(any_db_url).read_snapshot(as_of, history_days=90,
-                                                 now=datetime(2026, 5, 10, 12))
+    back = GenericErp(any_db_url).read_snapshot(
+        as_of, history_days=90, now=datetime(2026, 5, 10, 12)
+    )
     first = pd.Timestamp(as_of - timedelta(days=90))
     want = snap.stock_history[snap.stock_history["date"] >= first]
     assert len(back.stock_history) == len(want)

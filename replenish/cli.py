@@ -1,0 +1,234 @@
+"""The ``replenish`` command.
+
+The one module of the package that may import ``flows/`` (to run them).
+Errors print one line naming what is wrong and exit non-zero:
+1 = a replenish error (unreachable database, missing table or column, ...),
+2 = a usage error (bad flag or date), 3 = the validation gate stopped the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from replenish.errors import ConfigurationError, DataQualityError, ReplenishError
+
+# Offline by default: no analytics, no telemetry (set before Prefect is imported).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+app = typer.Typer(
+    name="replenish",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Just-in-time replenishment: plans, draft supplier orders and alerts.",
+)
+
+
+class Format(StrEnum):
+    csv = "csv"
+    json = "json"
+
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Store URL (default: REPLENISH_DB_URL or sqlite:///replenish-data/replenish.db)",
+    ),
+]
+ErpOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--erp", help="ERP database URL (default: REPLENISH_ERP_URL or the demo SQLite file)"
+    ),
+]
+RunOpt = Annotated[str | None, typer.Option("--run", help="Run id (default: the latest run)")]
+FormatOpt = Annotated[Format, typer.Option("--format", help="Output format")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _parse_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise ConfigurationError(f"--as-of: expected a date as YYYY-MM-DD, got {value!r}") from None
+
+
+def _configure(erp: str | None, db: str | None, verbose: bool) -> Any:
+    """Put the connection settings where the flow's tasks read them (the
+    environment: never flow parameters, so no URL ends up in Prefect)."""
+    from replenish.settings import Settings
+
+    if erp:
+        os.environ["REPLENISH_ERP_URL"] = erp
+    if db:
+        os.environ["REPLENISH_DB_URL"] = db
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    return Settings()
+
+
+def _run_plan(settings: Any, as_of: date | None, dry_run: bool, skus: list[str] | None) -> None:
+    from flows.nightly import nightly_replenishment
+    from replenish.notify.rules import plan_alerts
+    from replenish.report import text_summary
+    from replenish.sources import open_erp
+    from replenish.sources.db import safe_url
+    from replenish.store import Store
+
+    # Fail fast, with one line, before Prefect starts: unreachable ERP or store,
+    # missing table or column.
+    erp = open_erp(settings.erp(), profile=settings.erp_profile)
+    erp.check_contract()
+    erp.engine.dispose()
+    store = Store(settings.store())
+
+    state = nightly_replenishment(
+        as_of=as_of, dry_run=dry_run, skus=skus or None, return_state=True
+    )
+    if state.is_failed() or state.is_crashed():
+        exc = state.result(raise_on_failure=False)
+        if isinstance(exc, DataQualityError):
+            _fail(str(exc), 3)
+        if isinstance(exc, ReplenishError):
+            _fail(str(exc))
+        _fail(f"the run failed: {state.message or exc}")
+    summary = state.result()
+    run_id = summary["run_id"]
+    plans = store.plans(run_id)
+    lines = store.orders(as_of=date.fromisoformat(summary["as_of"]))
+    if dry_run:
+        lines = lines.iloc[0:0]
+    typer.echo(text_summary(summary, lines, plans, plan_alerts(plans), safe_url(settings.store())))
+    store.dispose()
+
+
+@app.command()
+def demo(
+    erp: ErpOpt = None,
+    db: DbOpt = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the demo shop")] = 7,
+    skus: Annotated[int, typer.Option("--skus", min=20, max=9999, help="Number of SKUs")] = 200,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs")] = False,
+) -> None:
+    """Write a demo shop ERP (SQLite by default) and run the nightly plan on it."""
+    from replenish.demo import generate_demo
+    from replenish.sources.db import safe_url
+    from replenish.sources.generic import write_snapshot
+
+    settings = _configure(erp, db, verbose)
+    as_of = date.today()
+    typer.echo(f"Writing the demo shop ({skus} SKUs, seed {seed}) to {safe_url(settings.erp())}")
+    counts = write_snapshot(generate_demo(as_of, seed=seed, n_skus=skus), settings.erp())
+    typer.echo("  " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    typer.echo("Running the nightly plan ...")
+    _run_plan(settings, as_of, False, None)
+
+
+@app.command("plan")
+def plan_cmd(
+    erp: ErpOpt = None,
+    db: DbOpt = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Planning date YYYY-MM-DD (default: today)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Record plans; write no order, send no alert")
+    ] = False,
+    sku: Annotated[
+        list[str] | None, typer.Option("--sku", help="Plan only this SKU (repeatable)")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs")] = False,
+) -> None:
+    """Run the nightly plan against an ERP database."""
+    settings = _configure(erp, db, verbose)
+    _run_plan(settings, _parse_date(as_of), dry_run, sku)
+
+
+def _emit(frame: Any, fmt: Format) -> None:
+    if fmt is Format.csv:
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        typer.echo(
+            json.dumps(json.loads(frame.to_json(orient="records", date_format="iso")), indent=2)
+        )
+
+
+@app.command()
+def plans(db: DbOpt = None, run: RunOpt = None, format: FormatOpt = Format.csv) -> None:
+    """Every SKU×location of a run with every input and intermediate."""
+    from replenish.store import Store
+
+    settings = _configure(None, db, False)
+    store = Store(settings.store())
+    _emit(store.plans(store.resolve_run(run)), format)
+
+
+@app.command()
+def orders(db: DbOpt = None, run: RunOpt = None, format: FormatOpt = Format.csv) -> None:
+    """Draft purchase order lines of a run's planning date."""
+    from replenish.store import Store
+
+    settings = _configure(None, db, False)
+    store = Store(settings.store())
+    _emit(store.orders(run_id=store.resolve_run(run)), format)
+
+
+@app.command()
+def quarantine(db: DbOpt = None, run: RunOpt = None, format: FormatOpt = Format.csv) -> None:
+    """Input rows the validation gate rejected, with the reason."""
+    from replenish.store import Store
+
+    settings = _configure(None, db, False)
+    store = Store(settings.store())
+    _emit(store.quarantine(store.resolve_run(run)), format)
+
+
+@app.command()
+def runs(db: DbOpt = None, limit: int = 20, format: FormatOpt = Format.csv) -> None:
+    """The latest runs with their status and counts."""
+    from replenish.store import Store
+
+    settings = _configure(None, db, False)
+    _emit(Store(settings.store()).runs(limit), format)
+
+
+def main() -> None:
+    """Entry point: one clear line per error, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except ConfigurationError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except ReplenishError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except Exception as e:  # click usage errors and the like
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
