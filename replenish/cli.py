@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -159,8 +161,23 @@ def plan_cmd(
     _run_plan(settings, _parse_date(as_of), dry_run, sku)
 
 
+@contextmanager
+def _store(db: str | None) -> Iterator[Any]:
+    from replenish.store import Store
+
+    store = Store(_configure(None, db, False).store())
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
 def _emit(frame: Any, fmt: Format) -> None:
     if fmt is Format.csv:
+        nested = [
+            c for c in frame.columns if frame[c].map(lambda v: isinstance(v, dict | list)).any()
+        ]
+        frame = frame.assign(**{c: frame[c].map(json.dumps) for c in nested})
         frame.to_csv(sys.stdout, index=False)
     else:
         typer.echo(
@@ -171,40 +188,29 @@ def _emit(frame: Any, fmt: Format) -> None:
 @app.command()
 def plans(db: DbOpt = None, run: RunOpt = None, format: FormatOpt = Format.csv) -> None:
     """Every SKU×location of a run with every input and intermediate."""
-    from replenish.store import Store
-
-    settings = _configure(None, db, False)
-    store = Store(settings.store())
-    _emit(store.plans(store.resolve_run(run)), format)
+    with _store(db) as store:
+        _emit(store.plans(store.resolve_run(run)), format)
 
 
 @app.command()
 def orders(db: DbOpt = None, run: RunOpt = None, format: FormatOpt = Format.csv) -> None:
     """Draft purchase order lines of a run's planning date."""
-    from replenish.store import Store
-
-    settings = _configure(None, db, False)
-    store = Store(settings.store())
-    _emit(store.orders(run_id=store.resolve_run(run)), format)
+    with _store(db) as store:
+        _emit(store.orders(run_id=store.resolve_run(run)), format)
 
 
 @app.command()
 def quarantine(db: DbOpt = None, run: RunOpt = None, format: FormatOpt = Format.csv) -> None:
     """Input rows the validation gate rejected, with the reason."""
-    from replenish.store import Store
-
-    settings = _configure(None, db, False)
-    store = Store(settings.store())
-    _emit(store.quarantine(store.resolve_run(run)), format)
+    with _store(db) as store:
+        _emit(store.quarantine(store.resolve_run(run)), format)
 
 
 @app.command()
 def runs(db: DbOpt = None, limit: int = 20, format: FormatOpt = Format.csv) -> None:
     """The latest runs with their status and counts."""
-    from replenish.store import Store
-
-    settings = _configure(None, db, False)
-    _emit(Store(settings.store()).runs(limit), format)
+    with _store(db) as store:
+        _emit(store.runs(limit), format)
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -17,16 +18,21 @@ from replenish.store import PublishResult, Store
 from tasks.common import NO_CACHE_OPTIONS, settings
 
 
-def open_store() -> Store:
-    return Store(settings().store())
+@contextmanager
+def open_store() -> Iterator[Store]:
+    """The store of the settings, disposed of when the step is done."""
+    store = Store(settings().store())
+    try:
+        yield store
+    finally:
+        store.dispose()
 
 
 @task(name="start-run", **NO_CACHE_OPTIONS)
 def start_run(
     as_of: date, parameters: dict[str, Any], dry_run: bool, flow_run_id: str | None
 ) -> str:
-    store = open_store()
-    try:
+    with open_store() as store:
         return store.start_run(
             as_of,
             erp=settings().erp(),
@@ -34,35 +40,24 @@ def start_run(
             dry_run=dry_run,
             flow_run_id=flow_run_id,
         )
-    finally:
-        store.dispose()
 
 
 @task(name="finish-run", **NO_CACHE_OPTIONS)
 def finish_run(run_id: str, status: str, counts: dict[str, Any], message: str | None) -> None:
-    store = open_store()
-    try:
+    with open_store() as store:
         store.finish_run(run_id, status, counts=counts, message=message)
-    finally:
-        store.dispose()
 
 
 @task(name="store-quarantine", **NO_CACHE_OPTIONS)
 def store_quarantine(run_id: str, quarantine: pd.DataFrame) -> int:
-    store = open_store()
-    try:
+    with open_store() as store:
         return store.save_quarantine(run_id, quarantine)
-    finally:
-        store.dispose()
 
 
 @task(name="store-plans", **NO_CACHE_OPTIONS)
 def store_plans(run_id: str, plans: pd.DataFrame) -> int:
-    store = open_store()
-    try:
+    with open_store() as store:
         return store.save_plans(run_id, plans)
-    finally:
-        store.dispose()
 
 
 @task(name="publish-drafts", **NO_CACHE_OPTIONS)
@@ -79,14 +74,11 @@ def publish_drafts(
     keeps the other lines of the same drafts.
     """
     lines = build_lines(plans, as_of)
-    store = open_store()
-    try:
+    with open_store() as store:
         if skus:
             lines = merge_partial(store.orders(as_of=as_of), lines, set(skus))
         headers = build_headers(lines, snapshot.suppliers)
         return store.publish_drafts(as_of, run_id, headers, lines)
-    finally:
-        store.dispose()
 
 
 @task(name="send-alerts", **NO_CACHE_OPTIONS)
@@ -98,8 +90,7 @@ def send_alerts(run_id: str, as_of: date, alerts: Sequence[Alert], heading: str)
     them, so a rerun of the same date does not send them again.
     """
     logger = get_run_logger()
-    store = open_store()
-    try:
+    with open_store() as store:
         fresh = store.record_alerts(as_of, run_id, alerts)
         if not fresh:
             return {"alerts": len(alerts), "sent": 0, "channels": [], "failed": {}}
@@ -114,5 +105,3 @@ def send_alerts(run_id: str, as_of: date, alerts: Sequence[Alert], heading: str)
                 logger.error("alert channel %s failed: %s", notifier.name, e)
         store.mark_alerts_sent(as_of, fresh, ",".join(delivered))
         return {"alerts": len(alerts), "sent": len(fresh), "channels": delivered, "failed": failed}
-    finally:
-        store.dispose()

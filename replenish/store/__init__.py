@@ -42,6 +42,9 @@ _PLAN_COLUMNS = [
     c.name for c in Plan.__table__.columns if c.name not in {"id", "run_id", "details"}
 ]
 _CHUNK = 5_000
+#: Store URLs already upgraded by this process: each task opens the store, the
+#: schema check need not run every time.
+_MIGRATED: set[str] = set()
 
 
 def _alembic_config(url: str) -> Config:
@@ -110,8 +113,9 @@ def content_hash(lines: pd.DataFrame) -> str:
 class Store:
     def __init__(self, url: str, *, upgrade: bool = True) -> None:
         self.url = url
-        if upgrade:
+        if upgrade and url not in _MIGRATED:
             migrate(url)
+            _MIGRATED.add(url)
         self.engine = make_engine(url, what="store database")
 
     def __repr__(self) -> str:
@@ -209,11 +213,7 @@ class Store:
             rec["run_id"] = run_id
             rec["details"] = {k: _jsonable(v) for k, v in row.items()}
             records.append(rec)
-        with self._tx("cannot store the plans") as c:
-            c.execute(delete(Plan).where(Plan.run_id == run_id))
-            for i in range(0, len(records), _CHUNK):
-                c.execute(insert(Plan), records[i : i + _CHUNK])
-        return len(records)
+        return self._replace_run_rows(Plan, run_id, records, "cannot store the plans")
 
     def plans(self, run_id: str) -> pd.DataFrame:
         with self._tx("cannot read plans") as c:
@@ -234,10 +234,22 @@ class Store:
             {**{c: _plain(r.get(c)) for c in cols}, "run_id": run_id}
             for r in rows.to_dict("records")
         ]
-        with self._tx("cannot store quarantined rows") as c:
-            c.execute(delete(QuarantinedRow).where(QuarantinedRow.run_id == run_id))
+        return self._replace_run_rows(
+            QuarantinedRow, run_id, records, "cannot store quarantined rows"
+        )
+
+    def _replace_run_rows(
+        self,
+        table: type[Plan] | type[QuarantinedRow],
+        run_id: str,
+        records: list[dict[str, Any]],
+        what: str,
+    ) -> int:
+        """Replace a run's rows of ``table`` by ``records``, in one transaction."""
+        with self._tx(what) as c:
+            c.execute(delete(table).where(table.run_id == run_id))
             for i in range(0, len(records), _CHUNK):
-                c.execute(insert(QuarantinedRow), records[i : i + _CHUNK])
+                c.execute(insert(table), records[i : i + _CHUNK])
         return len(records)
 
     def quarantine(self, run_id: str) -> pd.DataFrame:
