@@ -37,7 +37,7 @@ def at_risk(plans: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     """The ``n`` SKU×locations with a stockout risk and the fewest days of cover."""
     if plans.empty or "stockout_risk" not in plans:
         return pd.DataFrame(columns=AT_RISK_COLUMNS)
-    risky = plans[plans["stockout_risk"].fillna(False).astype(bool)]
+    risky = plans[plans["stockout_risk"].astype("boolean").fillna(False).astype(bool)]
     cols = [c for c in AT_RISK_COLUMNS if c in risky]
     return risky.sort_values("days_of_cover", kind="stable")[cols].head(n)
 

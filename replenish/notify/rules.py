@@ -34,8 +34,8 @@ def plan_alerts(plans: pd.DataFrame) -> list[Alert]:
     if plans.empty:
         return alerts
     risky = plans[
-        plans["stockout_risk"].fillna(False).astype(bool)
-        | plans["below_safety_stock"].fillna(False).astype(bool)
+        plans["stockout_risk"].astype("boolean").fillna(False).astype(bool)
+        | plans["below_safety_stock"].astype("boolean").fillna(False).astype(bool)
     ]
     risky = risky.sort_values("days_of_cover", kind="stable")
     for r in risky.to_dict("records"):

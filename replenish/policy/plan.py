@@ -428,7 +428,7 @@ def build_plans(
     )
     on_order = np.nan_to_num(_num(extra["on_order"]))
     on_order_due = np.nan_to_num(_num(extra["on_order_due"]))
-    po_missing = extra["_po_missing"].fillna(False).to_numpy(dtype=bool)
+    po_missing = extra["_po_missing"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     open_demand = np.nan_to_num(_num(extra["open_demand"]))
 
     # -- data problems (per row; the row degrades, the others do not)
