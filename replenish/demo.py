@@ -150,19 +150,22 @@ class DemoSupplier:
     late_max: int
     p_outlier: float
     outlier_days: tuple[int, int]
+    #: cost of placing one order (EOQ's K), in EUR
+    order_cost: float = 50.0
 
 
 SUPPLIERS: Final = (
     DemoSupplier("SUP-A", "Nordhaus Home Supply GmbH", "orders@nordhaus-home.example",
-                 250.0, 1, 1, 0, 1, (0, 1, 2, 3, 4), "NH", 0.05, 0.12, 2, 0.02, (4, 8)),
+                 250.0, 1, 1, 0, 1, (0, 1, 2, 3, 4), "NH", 0.05, 0.12, 2, 0.02, (4, 8),
+                 order_cost=30.0),
     DemoSupplier("SUP-B", "Voltix Distribution B.V.", "purchasing@voltix.example",
-                 500.0, 1, 3, 1, 2, (0, 3), "VX", 0.08, 0.18, 3, 0.04, (5, 10)),
+                 500.0, 1, 3, 1, 2, (0, 3), "VX", 0.08, 0.18, 3, 0.04, (5, 10), order_cost=60.0),
     DemoSupplier("SUP-C", "Atelier Terre & Co", "commandes@atelier-terre.example",
-                 0.0, 2, 4, 1, 5, (1,), "AT", 0.05, 0.28, 4, 0.05, (6, 14)),
+                 0.0, 2, 4, 1, 5, (1,), "AT", 0.05, 0.28, 4, 0.05, (6, 14), order_cost=45.0),
     DemoSupplier("SUP-D", "Shenzhen Brightway Electronics Ltd", "sales@brightway-sz.example",
-                 1000.0, 2, 10, 1, 8, (2,), "BW", 0.10, 0.30, 6, 0.08, (8, 25)),
+                 1000.0, 2, 10, 1, 8, (2,), "BW", 0.10, 0.30, 6, 0.08, (8, 25), order_cost=150.0),
     DemoSupplier("SUP-E", "Tecelagem Lusa Lda", "encomendas@tecelagem-lusa.example",
-                 250.0, 1, 5, 0, 3, (3,), "TL", 0.08, 0.15, 3, 0.04, (5, 12)),
+                 250.0, 1, 5, 0, 3, (3,), "TL", 0.08, 0.15, 3, 0.04, (5, 12), order_cost=75.0),
 )  # fmt: skip
 
 
@@ -579,6 +582,9 @@ def _demand(rng: np.random.Generator, cat: _Catalogue, start: np.datetime64, day
     for s in rng.choice(quick, n_promo, replace=False):
         t0 = int(rng.integers(7, max(8, days - 14)))
         promos.append((int(s), t0, float(np.round(rng.uniform(2.0, 3.0), 2))))
+    # two of them are scheduled again just after as-of: the plan must apply
+    # the uplift it learned from their past promotion
+    promos += [(s, days + 3, up) for s, _, up in promos[:2]]
     promo_mult = np.ones((horizon, m))
     for s, t0, up in promos:
         promo_mult[t0 : t0 + 7, sku == s] = up
@@ -1230,6 +1236,10 @@ def _master_frames(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     suppliers = pd.DataFrame(
         {
+            "order_days": [
+                ",".join(model.WEEKDAYS[d] for d in s.order_weekdays) for s in SUPPLIERS
+            ],
+            "order_cost": [s.order_cost for s in SUPPLIERS],
             "supplier_id": [s.supplier_id for s in SUPPLIERS],
             "name": [s.name for s in SUPPLIERS],
             "email": [s.email for s in SUPPLIERS],
@@ -1346,6 +1356,16 @@ def simulate_demo(
         "sales_order_lines": sales,
         "returns": returns,
         "stock_history": stock_history,
+        "promotions": pd.DataFrame(
+            {
+                "promo_id": [f"PROMO-{i + 1:03d}" for i in range(len(dem.promotions))],
+                "sku": dem.promotions["sku"],
+                "location_id": None,
+                "start_date": dem.promotions["start"],
+                "end_date": dem.promotions["end"],
+                "kind": "promotion",
+            }
+        ),
     }
     snapshot = model.ErpSnapshot(
         **{name: model.coerce(name, f.reset_index(drop=True)) for name, f in frames.items()}

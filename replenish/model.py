@@ -42,6 +42,11 @@ suppliers = Table(
     Column("order_processing_days", Float, nullable=False, default=0.0),
     Column("transport_days", Float, nullable=False, default=0.0),
     Column("receiving_days", Float, nullable=False, default=0.0),
+    # optional (see OPTIONAL_COLUMNS): weekdays orders may be placed, as
+    # "mon,thu" (NULL = any day), and the cost of placing one order (NULL =
+    # the plan's default ordering cost)
+    Column("order_days", String(32)),
+    Column("order_cost", Float),
 )
 
 products = Table(
@@ -135,7 +140,18 @@ stock_history = Table(
     Column("on_hand", Float, nullable=False),
 )
 
-#: Tables a generic-profile ERP must have; ``stock_history`` is optional.
+promotions = Table(
+    "promotions",
+    ERP_METADATA,
+    Column("promo_id", String(64), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("location_id", String(64)),  # NULL: every location
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date, nullable=False),  # inclusive
+    Column("kind", String(32)),
+)
+
+#: Tables a generic-profile ERP must have; the optional ones may be absent.
 REQUIRED_TABLES: Final = (
     "suppliers",
     "products",
@@ -146,7 +162,12 @@ REQUIRED_TABLES: Final = (
     "sales_order_lines",
     "returns",
 )
-OPTIONAL_TABLES: Final = ("stock_history",)
+OPTIONAL_TABLES: Final = ("stock_history", "promotions")
+#: Columns an ERP may lack: they read as NULL.
+OPTIONAL_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "suppliers": ("order_days", "order_cost"),
+}
+WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 #: Sales-line status values that are not demand.
 CANCELLED_SALES_STATUSES: Final = frozenset({"cancelled", "canceled", "void"})
@@ -249,6 +270,7 @@ class ErpSnapshot:
     )
     returns: pd.DataFrame = field(default_factory=lambda: empty_frame("returns"))
     stock_history: pd.DataFrame = field(default_factory=lambda: empty_frame("stock_history"))
+    promotions: pd.DataFrame = field(default_factory=lambda: empty_frame("promotions"))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -67,6 +67,7 @@ DATASETS: Final = (
     "sales_order_lines",
     "returns",
     "stock_history",
+    "promotions",
 )
 
 #: The stock snapshot: its row failures can block the run (see the gate).
@@ -81,7 +82,13 @@ SNAPSHOT_SUITE: Final = "stock_levels_snapshot"
 LABEL_COLUMNS: Final = frozenset({("suppliers", "name"), ("products", "name")})
 
 _NON_NEGATIVE: Final[dict[str, tuple[str, ...]]] = {
-    "suppliers": ("min_order_value", "order_processing_days", "transport_days", "receiving_days"),
+    "suppliers": (
+        "min_order_value",
+        "order_processing_days",
+        "transport_days",
+        "receiving_days",
+        "order_cost",
+    ),
     "products": ("unit_cost", "unit_price"),
     "supplier_products": ("lead_time_days", "moq", "unit_price"),
     "stock_levels": ("on_hand", "allocated"),
@@ -114,6 +121,7 @@ REFERENCES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "sales_order_lines": (("sku", "products"),),
     "returns": (("sku", "products"),),
     "stock_history": (("sku", "products"),),
+    "promotions": (("sku", "products"),),
 }
 
 #: Expectation parameter: the first instant after the as-of day.

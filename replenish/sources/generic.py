@@ -49,9 +49,10 @@ class GenericErp:
     def _errors(self, what: str) -> Any:
         return translate_errors(what, self.url, SourceUnavailable, ContractError)
 
-    def check_contract(self) -> list[str]:
+    def check_contract(self) -> dict[str, list[str]]:
         """Raise :class:`ContractError` if a required table or column is
-        missing; return the optional tables that are present."""
+        missing; return the contract columns present in each table that is
+        there (optional tables and columns may be absent)."""
         with self._errors("cannot read the ERP database"):
             insp = inspect(self.engine)
             present = set(insp.get_table_names())
@@ -62,15 +63,18 @@ class GenericErp:
                         f"(the generic profile needs {', '.join(model.REQUIRED_TABLES)})"
                     )
             optional = [n for n in model.OPTIONAL_TABLES if n in present]
+            found: dict[str, list[str]] = {}
             for name in (*model.REQUIRED_TABLES, *optional):
                 cols = {c["name"] for c in insp.get_columns(name)}
-                missing = [c for c in model.CONTRACT[name] if c not in cols]
+                may_lack = model.OPTIONAL_COLUMNS.get(name, ())
+                missing = [c for c in model.CONTRACT[name] if c not in cols and c not in may_lack]
+                found[name] = [c for c in model.CONTRACT[name] if c in cols]
                 if missing:
                     raise ContractError(
                         f"ERP database {safe_url(self.url)}: table {name!r} has no column "
                         f"{missing[0]!r} (expected {', '.join(model.CONTRACT[name])})"
                     )
-        return optional
+        return found
 
     def read_snapshot(
         self,
@@ -88,7 +92,7 @@ class GenericErp:
         stamped in the future are read, so that the validation gate can
         reject them by name instead of silently dropping them.
         """
-        optional = self.check_contract()
+        present = self.check_contract()
         start = datetime.combine(as_of - timedelta(days=history_days), time.min)
         now = now or datetime.now()
         end: datetime | None = day_end(as_of) if day_end(as_of) <= now else None
@@ -96,7 +100,7 @@ class GenericErp:
         t = model.ERP_METADATA.tables
 
         def q(table: Table, date_col: str | None = None) -> Select[Any]:
-            stmt = select(*table.c)
+            stmt = select(*(table.c[c] for c in present[table.name]))
             if sku_filter is not None and "sku" in table.c:
                 stmt = stmt.where(table.c.sku.in_(sku_filter))
             if date_col is not None:
@@ -113,7 +117,7 @@ class GenericErp:
         recent_or_open = (po.c.ordered_at >= start) | po.c.status.in_(
             sorted(model.OPEN_PO_STATUSES)
         )
-        po_stmt = select(*po.c).where(recent_or_open)
+        po_stmt = q(po).where(recent_or_open)
         pol_stmt = q(pol).where(pol.c.po_id.in_(select(po.c.po_id).where(recent_or_open)))
         if end is not None:
             po_stmt = po_stmt.where(po.c.ordered_at < end)
@@ -128,8 +132,12 @@ class GenericErp:
             "sales_order_lines": q(t["sales_order_lines"], "ordered_at"),
             "returns": q(t["returns"], "returned_at"),
         }
-        if "stock_history" in optional:
+        if "stock_history" in present:
             statements["stock_history"] = q(t["stock_history"], "date")
+        if "promotions" in present:  # past promotions teach uplift, future ones apply it
+            statements["promotions"] = q(t["promotions"]).where(
+                t["promotions"].c.end_date >= start.date()
+            )
 
         frames: dict[str, pd.DataFrame] = {}
         with self._errors("cannot read the ERP database"), self.engine.connect() as conn:

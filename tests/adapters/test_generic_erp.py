@@ -106,3 +106,20 @@ def test_stock_history_window_includes_its_first_day(any_db_url: str) -> None:
     want = snap.stock_history[snap.stock_history["date"] >= first]
     assert len(back.stock_history) == len(want)
     assert back.stock_history["date"].min() == first
+
+
+def test_optional_columns_and_tables_may_be_absent(any_db_url: str) -> None:
+    """An ERP from before order_days/order_cost and promotions still reads: the
+    optional columns come back as NULL, the optional tables as empty frames."""
+    write_snapshot(tiny_snapshot(AS_OF), any_db_url)
+    engine = create_engine(any_db_url)
+    with engine.begin() as c:
+        c.execute(text("ALTER TABLE suppliers DROP COLUMN order_days"))
+        c.execute(text("ALTER TABLE suppliers DROP COLUMN order_cost"))
+        c.execute(text("DROP TABLE promotions"))
+        c.execute(text("DROP TABLE stock_history"))
+    engine.dispose()
+    snap = GenericErp(any_db_url).read_snapshot(AS_OF, now=datetime(2026, 11, 20, 12))
+    assert list(snap.suppliers.columns) == list(model.CONTRACT["suppliers"])
+    assert snap.suppliers["order_days"].isna().all() and len(snap.suppliers) == 2
+    assert snap.promotions.empty and snap.stock_history.empty
