@@ -13,7 +13,7 @@ from prefect import get_run_logger, task
 from replenish.errors import NotifyError
 from replenish.model import ErpSnapshot
 from replenish.notify import Alert, build_notifiers
-from replenish.orders import build_headers, build_lines, merge_partial
+from replenish.orders import build_headers, build_lines, merge_partial, top_up_to_minimum
 from replenish.store import PublishResult, Store
 from tasks.common import NO_CACHE_OPTIONS, settings
 
@@ -71,13 +71,15 @@ def publish_drafts(
     """Draft POs per supplier × location, stored idempotently for ``as_of``.
 
     A run limited to ``skus`` replaces the draft lines of those SKUs only and
-    keeps the other lines of the same drafts.
+    keeps the other lines of the same drafts. A draft below its supplier's
+    minimum order value is topped up, most urgent line first, within caps.
     """
     lines = build_lines(plans, as_of)
     with open_store() as store:
         if skus:
             lines = merge_partial(store.orders(as_of=as_of), lines, set(skus))
-        headers = build_headers(lines, snapshot.suppliers)
+        lines, topups = top_up_to_minimum(lines, plans, snapshot.suppliers)
+        headers = build_headers(lines, snapshot.suppliers, topups)
         return store.publish_drafts(as_of, run_id, headers, lines)
 
 

@@ -13,7 +13,11 @@ supplier's ``receiving_days``, which makes it comparable to the declared
 
 Outliers (a PO left open for months, a typo in a date) would inflate σL and
 therefore safety stock. Observed values are clipped, per estimation group, to
-``median ± 3 · σ̂`` (the Hampel identifier) with the robust scale
+``median ± 3 · σ̂`` (the Hampel identifier), except that a late delivery is
+never clipped below twice the median lead time: lateness is the very risk the
+safety stock must cover, and the backtest on the demo shop showed that
+clipping it at 3 σ̂ understates σL (class A missed its service target by
+3 points, which fixed lead times recovered). The robust scale is
 σ̂ = 1.4826 · MAD (1.4826 makes the MAD consistent for σ of normal data;
 Rousseeuw & Croux 1993). When MAD is 0 (most receipts identical) σ̂ falls back
 to 1.2533 · mean absolute deviation from the median (1.2533 = sqrt(π/2), the
@@ -31,6 +35,8 @@ __all__ = ["declared_lead_times", "learn_lead_times", "supplier_on_time"]
 _MAD_TO_SIGMA = 1.4826
 _MEANAD_TO_SIGMA = 1.2533
 _CLIP_SIGMAS = 3.0
+#: deliveries up to this multiple of the median lead time are kept as they are
+_LATE_KEEP_FACTOR = 2.0
 _SECONDS_PER_DAY = 86_400.0
 
 LEAD_TIME_COLUMNS = [
@@ -89,14 +95,16 @@ def _receipts(purchase_orders: pd.DataFrame, purchase_order_lines: pd.DataFrame)
 
 
 def _robust_clip(values: pd.Series, groups: list[pd.Series]) -> pd.Series:
-    """Clip ``values`` per group to median ± 3 · σ̂ (see the module docstring)."""
+    """Clip ``values`` per group to [median − 3·σ̂, max(median + 3·σ̂, 2·median)]
+    (see the module docstring)."""
     med = values.groupby(groups).transform("median")
     absdev = (values - med).abs()
     mad = absdev.groupby(groups).transform("median")
     meanad = absdev.groupby(groups).transform("mean")
     sigma = np.where(mad > 0, _MAD_TO_SIGMA * mad, _MEANAD_TO_SIGMA * meanad)
     half = _CLIP_SIGMAS * sigma
-    return values.clip(lower=med - half, upper=med + half)
+    upper = np.maximum(med + half, _LATE_KEEP_FACTOR * med)
+    return values.clip(lower=med - half, upper=upper)
 
 
 def learn_lead_times(

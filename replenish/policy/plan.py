@@ -1,28 +1,45 @@
 """Per-SKU × location replenishment plans: every input, intermediate and the
 proposed order quantity, with the reason a planner reads.
 
-Two policies (DESIGN.md, "Hybrid just-in-time"):
+Policies (DESIGN.md; docs/policy.md has the full story with sources):
 
-* ``'stock'`` — continuous review (s, Q) with s = ROP = d·L + SS and Q = EOQ:
-  when IP <= ROP order ``max(EOQ, ROP − IP)``, i.e. the EOQ, topped up to
-  bring IP back to the reorder point when IP has fallen far below it (a big
-  order backlog, a late run). With a review period R > 0 the policy becomes
-  (R, s, S) (Silver, Pyke & Thomas, 4th ed., ch. 6): SS protects R + L, and when
-  IP <= s the order brings IP up to S = d·(R + L) + SS.
+* ``'continuous (s,Q)'`` — suppliers without order days (and
+  ``review_period_days`` 0): when the inventory position IP <= s = ROP order
+  ``max(EOQ, ROP − IP)``; ROP = μ_L + SS, μ_L the forecast demand over the
+  lead time (seasonality and promotions included), SS protecting L.
+* ``'periodic (R,S)'`` — suppliers with ``order_days``: R = 7 / order days
+  per week; on an order day, when IP < S, order ``max(EOQ, S − IP)`` with
+  S = μ_{R+L} + SS, SS protecting R + L (never less than the EOQ, so a SKU
+  whose EOQ lasts several review periods is not ordered at every one). On
+  other days nothing is ordered (the row names the next order day) unless a
+  stockout is expected before an order placed on the next order day could
+  arrive: then order now and say so. A supplier without order days is also
+  planned this way, every day being an order day, when
+  ``review_period_days`` > 0.
 * ``'jit'`` — no speculative stock: SS = ROP = 0, and only open customer
-  demand not yet covered is ordered::
+  demand not yet covered is ordered (on the supplier's order days)::
 
       raw = max(0, open_demand − on_hand − on_order)
 
   ``allocated`` is *not* subtracted: allocated units are physical stock
   already reserved for (a part of) those same open order lines, so they
   cover open demand; subtracting them from on_hand while keeping the lines
-  in open_demand would count that demand twice. (Assumes allocations are
-  made for sales order lines, the usual ERP meaning.)
+  in open_demand would count that demand twice.
+
+Safety stock: a cycle-service target gives z = Φ⁻¹(CSL), a fill-rate target
+β gives k solving σX·G(k) = (1 − β)·Q; SS = z·σX with
+σX = sqrt((L + R)·σd² + d̄²·σL²). Intermittent and slow items (demand class
+intermittent/lumpy, or less than ``discrete_below_mean`` units over the
+protection interval) use a Poisson or negative binomial protection-interval
+demand instead: the reorder point is the smallest s with P(X <= s) >= CSL
+(or expected shortage <= (1 − β)·Q), and SS = s − μ.
+
+Inputs are joined by :func:`replenish.policy.assemble.assemble` (integer
+codes), texts built by :mod:`replenish.policy.explain`.
 
 Per-SKU degradation: a row whose inputs are missing or invalid gets
 order_qty 0 and a reason naming the problem; the other rows are unaffected.
-Everything is vectorised (merges + numpy); there is no per-SKU loop.
+Everything is vectorised (integer-coded joins + numpy); there is no per-SKU loop.
 """
 
 from __future__ import annotations
@@ -31,60 +48,115 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from scipy import special
 
-from replenish.model import OPEN_PO_STATUSES, REPLENISHMENT_MODES, ErpSnapshot
+from replenish.forecast.result import Forecast
+from replenish.model import REPLENISHMENT_MODES, ErpSnapshot
+from replenish.policy.assemble import assemble
+from replenish.policy.discrete import DiscreteDemand
+from replenish.policy.explain import problems, reasons, rounding_text, safety_stock_basis
 from replenish.policy.formulas import (
     abc_classes,
     eoq,
     inventory_position,
-    order_up_to,
-    reorder_point,
+    k_for_fill_rate,
+    normal_loss,
+    protection_demand_std,
     round_order_qty,
-    safety_stock,
-    z_for_service_level,
 )
-from replenish.policy.leadtime import declared_lead_times
+from replenish.policy.targets import (
+    DEFAULT_FILL_RATES,
+    DEFAULT_SERVICE_LEVELS,
+    DEFAULT_XYZ_SHORTFALL,
+    XYZ_CLASSES,
+    check_targets,
+    resolve_targets,
+    suggest_mode,
+)
+from replenish.policy.text import TextArray, cat, fmt
 
-__all__ = ["DEFAULT_SETTINGS", "PLAN_COLUMNS", "PlanSettings", "build_plans"]
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "PLAN_COLUMNS",
+    "POLICY_CONTINUOUS",
+    "POLICY_JIT",
+    "POLICY_PERIODIC",
+    "PlanSettings",
+    "build_plans",
+]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 DAYS_PER_YEAR = 365.0
 _SECONDS_PER_DAY = 86_400.0
+#: The smallest order a fill-rate target assumes (units): Q is at least one
+#: pack (or the MOQ) even when the EOQ or the demand per cycle is ~0.
+_TINY_QTY = 1e-9
 
+POLICY_CONTINUOUS = "continuous (s,Q)"
+POLICY_PERIODIC = "periodic (R,S)"
+POLICY_JIT = "jit"
+
+#: Output columns, in order. The first names (sku … supplier_id as listed in
+#: the CLI contract) are stable; docs/policy.md explains every column.
 PLAN_COLUMNS = [
     "sku",
     "location_id",
     "supplier_id",
     "supplier_sku",
+    "supplier_reason",
+    "n_suppliers",
+    "supplier_on_time_rate",
     "replenishment_mode",
+    "suggested_mode",
+    "mode_reason",
+    "policy",
     "demand_class",
     "method",
     "abc_class",
+    "xyz_class",
+    "adi",
     "demand_mean",
     "demand_std",
     "lead_time_mean",
     "lead_time_std",
     "lead_time_source",
+    "order_days",
     "review_period",
+    "next_order_date",
+    "protection_days",
+    "lead_time_demand",
+    "protection_demand_mean",
+    "protection_demand_std",
+    "ltd_distribution",
+    "target_type",
     "service_level",
     "service_level_source",
     "z",
     "safety_stock",
+    "safety_stock_basis",
     "reorder_point",
+    "order_up_to",
+    "cycle_qty",
+    "expected_shortage",
+    "expected_fill_rate",
+    "expected_cycle_service",
     "on_hand",
     "allocated",
     "on_order",
     "inventory_position",
     "open_demand",
     "annual_demand",
+    "order_cost",
+    "holding_cost",
     "eoq",
+    "eoq_uncapped",
     "raw_qty",
     "moq",
     "pack_size",
@@ -104,15 +176,26 @@ _STRING_COLUMNS = [
     "location_id",
     "supplier_id",
     "supplier_sku",
+    "supplier_reason",
     "replenishment_mode",
+    "suggested_mode",
+    "mode_reason",
+    "policy",
     "demand_class",
     "method",
     "abc_class",
+    "xyz_class",
     "lead_time_source",
+    "order_days",
+    "ltd_distribution",
+    "target_type",
     "service_level_source",
+    "safety_stock_basis",
     "rounding",
     "reason",
 ]
+
+TARGET_TYPES = ("cycle", "fill_rate")
 
 
 def _frozen(mapping: Mapping[str, float]) -> Mapping[str, float]:
@@ -123,46 +206,121 @@ def _frozen(mapping: Mapping[str, float]) -> Mapping[str, float]:
 class PlanSettings:
     """Business settings of the plan (flow parameters; defaults here).
 
+    Service targets (docs/policy.md, "Service targets"):
+
     Attributes:
-        service_levels: cycle service level per ABC class ('A', 'B', 'C').
-        service_level_overrides: per SKU; beats ``products.service_level``,
-            which beats the ABC class.
-        order_cost: K, fixed cost per order line (currency).
+        service_levels: cycle service level per ABC class ('A', 'B', 'C')
+            and, optionally, per ABC×XYZ cell ('AX' … 'CZ'; a cell beats its
+            class). Classes left out keep their default (A 0.98, B 0.95,
+            C 0.90). A class value is shaded by XYZ through
+            ``xyz_shortfall`` (AX 0.99 … CZ 0.85 by default).
+        fill_rate_target: fill rate β per class/cell (same keys), or one
+            number for every class; used when ``target_type`` is
+            'fill_rate'. Default A 0.99, B 0.98, C 0.95.
+        target_type: 'cycle' (default: P(no stockout per cycle)) or
+            'fill_rate' (fraction of demand served from stock). Per-SKU
+            overrides and products.service_level are read in this unit.
+        xyz_shortfall: multiplier of a class's allowed shortfall (1 − target)
+            per XYZ class; default X 0.5, Y 1, Z 1.5.
+        service_level_overrides: target per SKU; beats
+            ``products.service_level``, which beats the cell and the class.
+
+    Costs and policy:
+
+    Attributes:
+        order_cost: K per order when the supplier has no ``order_cost``.
         holding_cost_rate: h = rate × unit cost, per unit per year.
-        review_period_days: R; 0 = continuous review (order any night).
+        review_period_days: R for suppliers *without* order days. 1
+            (default): the nightly run is a daily periodic review, so the
+            protection interval is L + 1 day and orders go up to S (with 0,
+            continuous (s, Q) review, the position is already below s when
+            the nightly run sees it: the backtest measured ~75 % cycle
+            service against a 90 % target).
+        max_cycle_cover_days: the order quantity (EOQ) never exceeds this
+            many days of demand; ``eoq_uncapped`` shows the EOQ itself.
         abc_a_share, abc_b_share: cumulative value shares closing A and B.
+        discrete_classes: demand classes planned with a discrete
+            (Poisson / negative binomial) protection-interval demand.
+        discrete_below_mean: any item expecting fewer units than this over
+            its protection interval is planned discretely too.
+        poisson_tolerance: Poisson while variance <= mean·(1 + tolerance),
+            negative binomial above.
+        jit_adi: intermittent items with an average demand interval above
+            this many days are suggested 'jit'.
+        apply_suggested_jit: plan the rows suggested 'jit' as jit even when
+            products.replenishment_mode says 'stock' (default: suggest only).
     """
 
     service_levels: Mapping[str, float] = field(
-        default_factory=lambda: _frozen({"A": 0.98, "B": 0.95, "C": 0.90})
+        default_factory=lambda: _frozen(DEFAULT_SERVICE_LEVELS)
+    )
+    fill_rate_target: float | Mapping[str, float] = field(
+        default_factory=lambda: _frozen(DEFAULT_FILL_RATES)
+    )
+    target_type: str = "cycle"
+    xyz_shortfall: Mapping[str, float] = field(
+        default_factory=lambda: _frozen(DEFAULT_XYZ_SHORTFALL)
     )
     service_level_overrides: Mapping[str, float] = field(default_factory=lambda: _frozen({}))
     order_cost: float = 50.0
     holding_cost_rate: float = 0.25
-    review_period_days: float = 0.0
+    review_period_days: float = 1.0
+    max_cycle_cover_days: float = 30.0
     abc_a_share: float = 0.8
     abc_b_share: float = 0.95
+    discrete_classes: tuple[str, ...] = ("intermittent", "lumpy")
+    discrete_below_mean: float = 10.0
+    poisson_tolerance: float = 0.1
+    jit_adi: float = 4.0
+    apply_suggested_jit: bool = False
 
     def __post_init__(self) -> None:
-        missing = {"A", "B", "C"} - set(self.service_levels)
-        if missing:
-            raise ValueError(f"service_levels lacks classes {sorted(missing)}")
-        for name, levels in (
-            ("service_levels", self.service_levels),
-            ("service_level_overrides", self.service_level_overrides),
-        ):
-            for key, value in levels.items():
-                if not 0 < float(value) < 1:
-                    raise ValueError(f"{name}[{key!r}] must be in (0, 1), got {value}")
-            object.__setattr__(self, name, _frozen(levels))
+        levels = {**DEFAULT_SERVICE_LEVELS, **check_targets("service_levels", self.service_levels)}
+        object.__setattr__(self, "service_levels", _frozen(levels))
+        fill = self.fill_rate_target
+        if isinstance(fill, Mapping):
+            fills = {**DEFAULT_FILL_RATES, **check_targets("fill_rate_target", fill)}
+        else:
+            fills = check_targets("fill_rate_target", dict.fromkeys("ABC", fill))
+        object.__setattr__(self, "fill_rate_target", _frozen(fills))
+        if self.target_type not in TARGET_TYPES:
+            raise ValueError(f"target_type must be one of {TARGET_TYPES}, got {self.target_type!r}")
+        shortfall = {**DEFAULT_XYZ_SHORTFALL}
+        for key, value in self.xyz_shortfall.items():
+            if key not in XYZ_CLASSES or not float(value) >= 0:
+                raise ValueError(f"xyz_shortfall[{key!r}] must be an XYZ class with a value >= 0")
+            shortfall[key] = float(value)
+        object.__setattr__(self, "xyz_shortfall", _frozen(shortfall))
+        overrides = dict(self.service_level_overrides)
+        for key, value in overrides.items():
+            if not 0 < float(value) < 1:
+                raise ValueError(f"service_level_overrides[{key!r}] must be in (0, 1), got {value}")
+        object.__setattr__(self, "service_level_overrides", _frozen(overrides))
+        object.__setattr__(self, "discrete_classes", tuple(self.discrete_classes))
         if not self.order_cost >= 0:
             raise ValueError("order_cost must be >= 0")
         if not self.holding_cost_rate > 0:
             raise ValueError("holding_cost_rate must be > 0")
         if not self.review_period_days >= 0:
             raise ValueError("review_period_days must be >= 0")
+        if not self.max_cycle_cover_days > 0:
+            raise ValueError("max_cycle_cover_days must be > 0")
         if not 0 < self.abc_a_share <= self.abc_b_share <= 1:
             raise ValueError("need 0 < abc_a_share <= abc_b_share <= 1")
+        if not self.discrete_below_mean >= 0:
+            raise ValueError("discrete_below_mean must be >= 0")
+        if not self.poisson_tolerance >= 0:
+            raise ValueError("poisson_tolerance must be >= 0")
+        if not self.jit_adi > 0:
+            raise ValueError("jit_adi must be > 0")
+
+    @property
+    def targets(self) -> Mapping[str, float]:
+        """The class/cell targets of the chosen ``target_type``."""
+        if self.target_type == "fill_rate":
+            assert isinstance(self.fill_rate_target, Mapping)
+            return self.fill_rate_target
+        return self.service_levels
 
 
 DEFAULT_SETTINGS = PlanSettings()
@@ -185,134 +343,62 @@ def _arr(x: Any) -> FloatArray:
     return np.asarray(x, dtype=np.float64)
 
 
-#: Text columns are built as numpy *object* arrays of Python str: element-wise
-#: ``+`` on them runs in C over the pointers, much faster than fixed-width
-#: unicode arrays for sentence-long strings.
-TextArray = npt.NDArray[np.object_]
-
-
-def _fmt(x: FloatArray) -> TextArray:
-    """Numbers for humans, vectorised: one decimal, no trailing '.0',
-    'n/a' for NaN, '∞' for infinity."""
-    x = np.asarray(x, dtype=np.float64)
-    finite = np.isfinite(x)
-    tenths = np.rint(np.abs(np.where(finite, x, 0.0)) * 10.0).astype(np.int64)
-    whole = (tenths // 10).astype(str).astype(object)
-    frac = np.where(tenths % 10 > 0, "." + (tenths % 10).astype(str).astype(object), "")
-    sign = np.where((x < 0) & (tenths > 0), "-", "").astype(object)
-    special = np.where(np.isnan(x), "n/a", np.where(x > 0, "∞", "-∞")).astype(object)
-    return np.asarray(np.where(finite, sign + whole + frac, special), dtype=object)
-
-
-def _cat(*parts: Any) -> TextArray:
-    """Element-wise string concatenation of text arrays and constants."""
-    out = np.asarray(parts[0], dtype=object)
-    for part in parts[1:]:
-        out = out + np.asarray(part, dtype=object)
-    return np.asarray(out, dtype=object)
-
-
-def _key_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame[["sku", "location_id"]].astype("string")
-    return out[out["sku"].notna() & out["location_id"].notna()]
-
-
-# ------------------------------------------------------------------ the inputs
-
-
-def _products(products: pd.DataFrame) -> pd.DataFrame:
-    p = products.drop_duplicates("sku", keep="last")
-    mode = p["replenishment_mode"].astype("string").str.strip().str.lower().fillna("stock")
-    active = p["active"].astype("boolean").fillna(True).astype(bool)
-    out = pd.DataFrame(
-        {
-            "sku": p["sku"].astype("string").to_numpy(),
-            "replenishment_mode": mode.to_numpy(),
-            "unit_cost": _num(p["unit_cost"]),
-            "product_service_level": _num(p["service_level"]),
-        }
-    )
-    keep = active.to_numpy(dtype=bool) & out["sku"].notna().to_numpy()
-    return out[keep]
-
-
-def _stock(stock_levels: pd.DataFrame) -> pd.DataFrame:
-    """on_hand and allocated per sku × location (the last row of a duplicate)."""
-    sl = stock_levels[stock_levels["sku"].notna() & stock_levels["location_id"].notna()]
-    out = pd.DataFrame(
-        {
-            "sku": sl["sku"].astype("string").to_numpy(),
-            "location_id": sl["location_id"].astype("string").to_numpy(),
-            "on_hand": _num(sl["on_hand"]),
-            "allocated": _num(sl["allocated"]),
-            "_stock_row": True,
-        }
-    )
-    return out.drop_duplicates(["sku", "location_id"], keep="last")
-
-
-def _preferred_suppliers(supplier_products: pd.DataFrame) -> pd.DataFrame:
-    """Priority 1 (lowest number) supplier per SKU; ties go to the cheaper,
-    then to the smaller supplier_id (deterministic)."""
-    sp = supplier_products[
-        supplier_products["sku"].notna() & supplier_products["supplier_id"].notna()
-    ]
-    sp = sp.assign(
-        _prio=_num(sp["priority"]),
-        _price=_num(sp["unit_price"]),
-    )
-    sp = sp.assign(_prio=sp["_prio"].fillna(np.inf), _price_key=sp["_price"].fillna(np.inf))
-    sp = sp.sort_values(["sku", "_prio", "_price_key", "supplier_id"], kind="stable")
-    sp = sp.drop_duplicates("sku", keep="first")
-    return pd.DataFrame(
-        {
-            "sku": sp["sku"].astype("string"),
-            "supplier_id": sp["supplier_id"].astype("string"),
-            "supplier_sku": sp["supplier_sku"].astype("string"),
-            "moq": _num(sp["moq"]),
-            "pack_size": _num(sp["pack_size"]),
-            "unit_price": _num(sp["unit_price"]),
-        }
+def _text(values: pd.Series, default: str) -> TextArray:
+    return np.asarray(
+        values.astype("string").to_numpy(dtype=object, na_value=default), dtype=object
     )
 
 
-def _open_purchase_lines(snapshot: ErpSnapshot) -> pd.DataFrame:
-    po = snapshot.purchase_orders
-    status = po["status"].astype("string").str.strip().str.lower()
-    po = po[status.isin(OPEN_PO_STATUSES).fillna(False).to_numpy(dtype=bool)]
-    lines = snapshot.purchase_order_lines[["po_id", "sku", "qty_ordered", "qty_received"]]
-    lines = lines.merge(
-        po[["po_id", "location_id", "expected_at"]].drop_duplicates("po_id"), on="po_id"
-    )
-    remaining = np.maximum(
-        _num(lines["qty_ordered"]) - np.nan_to_num(_num(lines["qty_received"])), 0
-    )
-    return pd.DataFrame(
-        {
-            "sku": lines["sku"].astype("string").to_numpy(),
-            "location_id": lines["location_id"].astype("string").to_numpy(),
-            "remaining": remaining,
-            "expected_at": pd.to_datetime(lines["expected_at"]).to_numpy(),
-        }
-    )
+def _window_demands(
+    fc: Forecast, pos: npt.NDArray[np.int64], windows: list[FloatArray], offset: float
+) -> list[FloatArray]:
+    """Expected demand of each row over ``[offset, offset + days)`` days from
+    the forecast's start, for each array of ``windows``: the integral of
+    :meth:`Forecast.interval_demand` (fractional days pro rata, the last
+    day's expectation beyond the horizon, NaN for a series with a missing
+    day), computed for several windows from one cumulated path of the rows'
+    series instead of one pass over every path per window. Rows without a
+    forecast (pos -1) get 0; unknown or negative days NaN."""
+    n = pos.size
+    has = pos >= 0
+    series = pos[has]
+    path = np.asarray(fc.path, dtype=np.float64)[series]
+    m, h = path.shape
+    finite = np.isfinite(path)
+    bad = ~finite.all(axis=1)
+    path = np.where(finite, path, 0.0)
+    cum = np.zeros((m, h + 1))
+    if h:
+        np.cumsum(path, axis=1, out=cum[:, 1:])
+    last = path[:, -1] if h else np.zeros(m)
+    rows = np.arange(m)
+
+    def upto(x: FloatArray) -> FloatArray:
+        x = np.clip(x, 0.0, None)
+        within = np.minimum(x, h)
+        k = np.floor(within).astype(np.int64)
+        frac = within - k
+        nxt = path[rows, np.clip(k, 0, max(h - 1, 0))] if h else np.zeros(m)
+        part = cum[rows, k] + np.where(k < h, frac * nxt, 0.0)
+        return np.asarray(part + np.maximum(x - h, 0.0) * last, dtype=np.float64)
+
+    out = []
+    for days in windows:
+        known = np.isfinite(days) & (days >= 0)
+        span = np.where(known, days, 0.0)[has]
+        values = np.where(bad, np.nan, upto(offset + span) - upto(np.full(m, offset)))
+        full = np.zeros(n)
+        full[has] = values
+        out.append(np.where(known, full, np.nan))
+    return out
 
 
-def _open_demand(sales: pd.DataFrame) -> pd.DataFrame:
-    status = sales["status"].astype("string").str.strip().str.lower()
-    is_open = (status == "open").fillna(False).to_numpy(dtype=bool)
-    lines = sales[
-        is_open & sales["sku"].notna().to_numpy() & sales["location_id"].notna().to_numpy()
-    ]
-    frame = pd.DataFrame(
-        {
-            "sku": lines["sku"].astype("string").to_numpy(),
-            "location_id": lines["location_id"].astype("string").to_numpy(),
-            "open_demand": np.maximum(np.nan_to_num(_num(lines["qty"])), 0.0),
-        }
-    )
-    return frame.groupby(["sku", "location_id"], as_index=False).agg(
-        open_demand=("open_demand", "sum")
-    )
+def _forecast_column(frame: pd.DataFrame, name: str, at: npt.NDArray[np.int64]) -> pd.Series:
+    """Column ``name`` of the forecast at positions ``at`` (-1: <NA>)."""
+    if name not in frame.columns or not len(frame):
+        return pd.Series(pd.NA, index=range(at.size), dtype="object")
+    col = frame[name].iloc[np.maximum(at, 0)].reset_index(drop=True)
+    return col.where(pd.Series(at >= 0))
 
 
 # -------------------------------------------------------------------- the plan
@@ -320,7 +406,7 @@ def _open_demand(sales: pd.DataFrame) -> pd.DataFrame:
 
 def build_plans(
     snapshot: ErpSnapshot,
-    forecast: pd.DataFrame,
+    forecast: Forecast | pd.DataFrame,
     lead_times: pd.DataFrame,
     as_of: date,
     settings: PlanSettings = DEFAULT_SETTINGS,
@@ -330,110 +416,94 @@ def build_plans(
     Rows: every sku × location with a forecast row or a stock row, for
     products that exist and are active. Inputs:
 
-    * ``forecast`` — :func:`replenish.forecast.forecast_demand` output
-      (a stock row without forecast has demand 0, class 'none');
+    * ``forecast`` — a :class:`~replenish.forecast.result.Forecast` (per-day
+      demand path; the protection-interval demand integrates it), or a plain
+      per-series frame (``sku, location_id, demand_mean, demand_std`` and
+      optionally ``demand_class, method, adi, xyz_class``), read as a flat
+      path ``Forecast.flat(frame, as_of)``. A stock row without forecast has
+      demand 0, class 'none'; a missing ``xyz_class`` counts as 'Y'.
     * ``lead_times`` — :func:`replenish.policy.leadtime.learn_lead_times`
-      output (a missing pair falls back to the declared lead time, σL = 0);
-    * the supplier: priority 1 in ``supplier_products`` (ties: cheaper).
+      output (a missing pair falls back to the declared lead time, σL = 0).
+    * the supplier: by priority, then price, then lead time
+      (:mod:`replenish.policy.suppliers`); its ``order_days`` and
+      ``order_cost`` (:mod:`replenish.policy.calendar`).
 
-    Maths (formulas in :mod:`replenish.policy.formulas`)::
+    Maths (sources in :mod:`replenish.policy.formulas` and docs/policy.md)::
 
-        IP  = on_hand − allocated + on_order       (open PO lines at the location)
-        SS  = z · sqrt((L + R)·σd² + d²·σL²),  z = Φ⁻¹(service level)
-        ROP = d·L + SS,  S = d·(R + L) + SS,  EOQ = sqrt(2·D·K/h), D = 365·d,
-        h   = holding_cost_rate × unit cost (products.unit_cost, else the
-              supplier price; unknown: EOQ NaN and the shortfall is ordered)
+        IP   = on_hand − allocated + on_order       (open PO lines at the location)
+        μ_T  = forecast demand over T days from as_of (T = L, or R + L)
+        σX   = sqrt((L + R)·σd² + d̄²·σL²),  d̄ = μ_L / L
+        SS   = z·σX (normal) | s − μ (discrete),  z = Φ⁻¹(CSL) or k(β)
+        ROP  = μ_L + SS,   S = μ_{R+L} + SS
+        EOQ  = sqrt(2·D·K/h),  D = 365·d,  K = supplier order cost,
+        h    = holding_cost_rate × unit cost (products.unit_cost, else the
+               supplier price; unknown: EOQ NaN and the shortfall is ordered)
 
-    ``'stock'`` and ``'jit'`` rules: see the module docstring. ABC classes
-    use annual value 365·d·unit cost per SKU summed over locations. Service
-    level priority: settings override > products.service_level (if in
-    (0, 1)) > ABC class.
+    ABC classes use annual value 365·d·unit cost per SKU summed over
+    locations. Service target priority: settings override >
+    products.service_level (if in (0, 1)) > ABC×XYZ cell > ABC class.
 
     Flags: ``stockout_risk`` — stock SKUs: on_hand − allocated + (on order
-    with expected_at on or before as_of + L) < d·L, i.e. stock runs out before
-    an order placed today can arrive (a PO without expected_at is not counted
-    on); jit SKUs: open demand exceeds on_hand + on order due within L
-    (customers wait longer than the lead time), since a jit SKU holds no stock
-    by design. ``below_safety_stock`` — on_hand − allocated < SS.
-    ``days_of_cover`` — (on_hand − allocated) / d, ∞ when d = 0.
+    due by the earliest delivery an order can get: today + L, or on the next
+    order day + L off the order days) < the expected demand until then (a PO
+    without expected_at is not counted on); jit SKUs: open demand exceeds
+    on_hand + on order due within L. ``below_safety_stock`` — on_hand −
+    allocated < SS. ``days_of_cover`` — (on_hand − allocated) / d, ∞ when
+    d = 0.
 
     Returns:
         A new frame with :data:`PLAN_COLUMNS`, sorted by sku, location_id.
     """
+    fc = forecast if isinstance(forecast, Forecast) else Forecast.flat(forecast, as_of, horizon=1)
+    frame = fc.frame
     as_of_ts = pd.Timestamp(as_of).normalize()
-    R = float(settings.review_period_days)
-
-    # -- universe: forecast ∪ stock rows, active products only
-    stock = _stock(snapshot.stock_levels)
-    fc_cols = ["demand_class", "method", "demand_mean", "demand_std"]
-    fc = _key_frame(forecast).join(forecast[fc_cols])
-    fc = fc.drop_duplicates(["sku", "location_id"], keep="last").assign(_fc_row=True)
-    rows = fc.merge(stock, on=["sku", "location_id"], how="outer")
-    rows = rows.merge(_products(snapshot.products), on="sku", how="inner")
-    rows = rows.merge(_preferred_suppliers(snapshot.supplier_products), on="sku", how="left")
-
-    # -- lead times: learned, else declared
-    lt = lead_times[["sku", "supplier_id", "lead_time_mean", "lead_time_std", "lead_time_source"]]
-    lt = lt.astype({"sku": "string", "supplier_id": "string"}).drop_duplicates(
-        ["sku", "supplier_id"]
-    )
-    rows = rows.merge(lt, on=["sku", "supplier_id"], how="left")
-    dec = declared_lead_times(snapshot.supplier_products, snapshot.suppliers).astype(
-        {"sku": "string", "supplier_id": "string"}
-    )
-    rows = rows.merge(
-        dec[["sku", "supplier_id", "declared_lead_time"]], on=["sku", "supplier_id"], how="left"
-    )
-    rows = rows.sort_values(["sku", "location_id"], ignore_index=True)
+    offset = float(max((as_of - fc.start).days, 0))
+    inputs = assemble(snapshot, frame, lead_times, as_of)
+    rows = inputs.rows
     n = len(rows)
+    pos = rows["fc_pos"].to_numpy(dtype=np.int64)
+    has_fc = pos >= 0
 
+    # -- supplier, lead time and calendar
     has_supplier = rows["supplier_id"].notna().to_numpy()
-    no_lt_row = rows["lead_time_source"].isna().to_numpy() & has_supplier
-    L = np.where(no_lt_row, _num(rows["declared_lead_time"]), _num(rows["lead_time_mean"]))
-    sL = np.where(no_lt_row, 0.0, _num(rows["lead_time_std"]))
-    lt_source = rows["lead_time_source"].astype("string").mask(no_lt_row, "declared")
-    lt_source = lt_source.mask(~has_supplier, pd.NA)
+    L = _num(rows["lead_time_mean"])
+    sL = _num(rows["lead_time_std"])
+    lt_source = rows["lead_time_source"].to_numpy(dtype=object)
+    calendar_R = _num(rows["review_period"])
+    has_days = has_supplier & ~np.isnan(calendar_R)
+    R = np.where(has_days, calendar_R, float(settings.review_period_days))
+    periodic = R > 0
+    order_day = rows["order_day_today"].to_numpy(dtype=bool) | ~has_days
+    t_next = np.where(has_days, _num(rows["days_to_next_order"]), 0.0)
 
-    has_fc = rows["_fc_row"].notna().to_numpy()
-    d = np.where(has_fc, _num(rows["demand_mean"]), 0.0)
-    sd = np.where(has_fc, _num(rows["demand_std"]), 0.0)
-    demand_class = rows["demand_class"].astype("string").fillna("none")
-    method = rows["method"].astype("string").fillna("none")
+    # -- demand
+    d = np.where(has_fc, _num(_forecast_column(frame, "demand_mean", pos)), 0.0)
+    sd = np.where(has_fc, _num(_forecast_column(frame, "demand_std", pos)), 0.0)
+    demand_class = _text(_forecast_column(frame, "demand_class", pos), "none")
+    method = _text(_forecast_column(frame, "method", pos), "none")
+    adi = _num(_forecast_column(frame, "adi", pos))
+    xyz = _text(_forecast_column(frame, "xyz_class", pos), "Y")
+    xyz = np.char.upper(xyz.astype(str)).astype(object)
+    xyz = np.where(np.isin(xyz, XYZ_CLASSES), xyz, "Y").astype(object)
 
-    has_stock = rows["_stock_row"].notna().to_numpy()
+    has_stock = rows["has_stock"].to_numpy(dtype=bool)
     on_hand = np.where(has_stock, _num(rows["on_hand"]), 0.0)
     allocated = np.where(has_stock, _num(rows["allocated"]), 0.0)
-    mode = rows["replenishment_mode"].astype("string").to_numpy(dtype=object, na_value="stock")
-    is_jit = mode == "jit"
+    mode = rows["replenishment_mode"].to_numpy(dtype=object)
     bad_mode = ~np.isin(mode, list(REPLENISHMENT_MODES))
 
-    # -- open purchase orders and open customer demand
-    keys = rows[["sku", "location_id"]]
-    po = _open_purchase_lines(snapshot).merge(
-        keys.assign(_L=L), on=["sku", "location_id"], how="inner"
-    )
-    days_to_due = (
-        (pd.to_datetime(po["expected_at"]) - as_of_ts).dt.total_seconds() / _SECONDS_PER_DAY
-    ).to_numpy(dtype=np.float64, na_value=np.nan)
-    po = po.assign(
-        _due=np.where(days_to_due <= po["_L"].to_numpy(dtype=np.float64), po["remaining"], 0.0),
-        _missing=np.isnan(po["remaining"].to_numpy(dtype=np.float64)),
-    )
-    po_agg = po.groupby(["sku", "location_id"], as_index=False).agg(
-        on_order=("remaining", "sum"), on_order_due=("_due", "sum"), _po_missing=("_missing", "any")
-    )
-    od = _open_demand(snapshot.sales_order_lines)
-    extra = keys.merge(po_agg, on=["sku", "location_id"], how="left").merge(
-        od, on=["sku", "location_id"], how="left"
-    )
-    on_order = np.nan_to_num(_num(extra["on_order"]))
-    on_order_due = np.nan_to_num(_num(extra["on_order_due"]))
-    po_missing = extra["_po_missing"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    open_demand = np.nan_to_num(_num(extra["open_demand"]))
-
     # -- data problems (per row; the row degrades, the others do not)
-    bad_demand = np.isnan(d) | np.isnan(sd) | (d < 0) | (sd < 0)
     bad_lt = has_supplier & (np.isnan(L) | np.isnan(sL) | (L < 0) | (sL < 0))
+    L = np.where(bad_lt, np.nan, L)
+    sL = np.where(bad_lt, np.nan, sL)
+    mu_L, mu_RL, mu_next = _window_demands(fc, pos, [L, L + R, t_next + L], offset)
+    bad_demand = (
+        np.isnan(d)
+        | np.isnan(sd)
+        | (d < 0)
+        | (sd < 0)
+        | (has_fc & has_supplier & ~bad_lt & (np.isnan(mu_RL) | (mu_L < 0) | (mu_RL < mu_L)))
+    )
     bad_stock = np.isnan(on_hand) | np.isnan(allocated) | (allocated < 0)
     moq = _num(rows["moq"])
     pack = _num(rows["pack_size"])
@@ -441,13 +511,21 @@ def build_plans(
     bad_moq = has_supplier & (moq < 0)
     d = np.where(bad_demand, np.nan, d)
     sd = np.where(bad_demand, np.nan, sd)
-    L = np.where(bad_lt | ~has_supplier, np.nan, L)
-    sL = np.where(bad_lt | ~has_supplier, np.nan, sL)
+    mu_L = np.where(bad_demand, np.nan, mu_L)
+    mu_RL = np.where(bad_demand, np.nan, mu_RL)
+    mu_next = np.where(bad_demand, np.nan, mu_next)
     on_hand = np.where(bad_stock, np.nan, on_hand)
     allocated = np.where(bad_stock, np.nan, allocated)
-    on_order = np.where(po_missing, np.nan, on_order)
 
-    # -- ABC on annual value per SKU, then the service level
+    # -- open purchase orders and open customer demand
+    h_next = t_next + L
+    on_order, po_missing = inputs.on_order()
+    on_order = np.where(po_missing, np.nan, on_order)
+    due_now = inputs.due_within(L)
+    due_next = inputs.due_within(h_next)
+    open_demand = inputs.open_demand
+
+    # -- ABC × XYZ, the suggested mode and the service target
     unit_cost = _num(rows["unit_cost"])
     unit_cost = np.where(np.isnan(unit_cost) | (unit_cost <= 0), unit_price, unit_cost)
     annual_demand = d * DAYS_PER_YEAR
@@ -457,37 +535,114 @@ def build_plans(
         abc_classes(sku_value.to_numpy(), settings.abc_a_share, settings.abc_b_share),
         index=sku_value.index,
     )
-    abc = rows["sku"].map(sku_abc).astype("string")
+    abc = rows["sku"].map(sku_abc).to_numpy(dtype=object)
+    suggested, mode_reason = suggest_mode(
+        abc, xyz, demand_class, adi, d, settings.jit_adi, settings.discrete_classes
+    )
+    is_jit = (mode == "jit") | (settings.apply_suggested_jit & (suggested == "jit"))
+    policy = np.where(is_jit, POLICY_JIT, np.where(periodic, POLICY_PERIODIC, POLICY_CONTINUOUS))
+    mode_reason = np.where(
+        settings.apply_suggested_jit & (suggested == "jit") & (mode != "jit"),
+        cat(mode_reason, " (applied)"),
+        mode_reason,
+    ).astype(object)
 
     override = _num(rows["sku"].map(dict(settings.service_level_overrides)))
-    product_sl = _num(rows["product_service_level"])
-    product_sl = np.where((product_sl > 0) & (product_sl < 1), product_sl, np.nan)
-    abc_sl = _num(abc.map(dict(settings.service_levels)))
-    service_level = np.where(
-        ~np.isnan(override), override, np.where(~np.isnan(product_sl), product_sl, abc_sl)
+    target, target_source = resolve_targets(
+        abc,
+        xyz,
+        settings.targets,
+        settings.xyz_shortfall,
+        _num(rows["product_service_level"]),
+        override,
     )
-    sl_source = np.where(
-        ~np.isnan(override), "sku_override", np.where(~np.isnan(product_sl), "product", "abc")
-    )
-    z = _arr(z_for_service_level(service_level))
+    fill_rate = settings.target_type == "fill_rate"
 
-    # -- the policy
-    ss_stock = _arr(safety_stock(z, d, sd, L, sL, R))
-    ss = np.where(is_jit, 0.0, ss_stock)
-    rop = np.where(is_jit, 0.0, _arr(reorder_point(d, L, ss_stock)))
-    s_level = _arr(order_up_to(d, L, R, ss_stock))
-    ip = _arr(inventory_position(on_hand, allocated, on_order))
+    # -- EOQ: K per supplier, h = rate × unit cost
+    K = _num(rows["supplier_order_cost"])
+    K = np.where(np.isnan(K) | (K < 0), settings.order_cost, K)
     h = settings.holding_cost_rate * unit_cost
     h = np.where(h > 0, h, np.nan)
-    q_eoq = _arr(eoq(annual_demand, settings.order_cost, h))
+    q_eoq_uncapped = _arr(eoq(annual_demand, K, h))
+    # Just-in-time: never buy more than max_cycle_cover_days of demand at
+    # once, whatever EOQ says (with K charged per line, slow items' EOQ can
+    # be months of demand: stock the backtest showed to be dead weight).
+    eoq_cap = annual_demand / DAYS_PER_YEAR * settings.max_cycle_cover_days
+    q_eoq = np.where(eoq_cap > 0, np.minimum(q_eoq_uncapped, eoq_cap), q_eoq_uncapped)
 
+    # -- protection interval: its demand, its distribution, the safety stock
+    T = L + np.where(periodic, R, 0.0)
+    mu_X = np.where(periodic, mu_RL, mu_L)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_bar = np.where(L > 0, mu_L / np.where(L > 0, L, 1.0), d)
+    sigma_X = _arr(
+        protection_demand_std(np.fmax(d_bar, 0.0), sd, L, sL, np.where(periodic, R, 0.0))
+    )
+    sup_moq = np.where(bad_moq, 0.0, moq)
+    base_q = np.where(periodic, np.fmax(mu_RL - mu_L, q_eoq), q_eoq)
+    cycle_qty = _arr(round_order_qty(np.fmax(base_q, _TINY_QTY), sup_moq, pack))
+    cycle_qty = np.where(np.isnan(mu_X), np.nan, cycle_qty)
+
+    valid = ~np.isnan(mu_X) & ~np.isnan(sigma_X)
+    # Count models for intermittent items, and for slow items whose variance
+    # is at least about their mean; a slow but steady item (V well below μ)
+    # keeps the normal: a Poisson would overstate its variability.
+    slow = (mu_X < settings.discrete_below_mean) & (
+        sigma_X**2 >= mu_X * (1.0 - settings.poisson_tolerance)
+    )
+    discrete = valid & (np.isin(demand_class, settings.discrete_classes) | slow)
+    normal = valid & ~discrete
+    z = np.full(n, np.nan)
+    ss = np.full(n, np.nan)
+    esc = np.full(n, np.nan)
+    csl_hat = np.full(n, np.nan)
+    ltd = np.full(n, "normal", dtype=object)
+
+    if normal.any():
+        i = np.flatnonzero(normal)
+        if fill_rate:
+            k = np.maximum(_arr(k_for_fill_rate(target[i], cycle_qty[i], sigma_X[i])), 0.0)
+        else:
+            k = np.asarray(special.ndtri(target[i]), dtype=np.float64)
+        z[i] = k
+        ss[i] = k * sigma_X[i]
+        esc[i] = sigma_X[i] * _arr(normal_loss(k))
+        csl_hat[i] = np.where(sigma_X[i] > 0, special.ndtr(k), 1.0)
+    if discrete.any():
+        i = np.flatnonzero(discrete)
+        dist = DiscreteDemand.fit(mu_X[i], sigma_X[i] ** 2, settings.poisson_tolerance)
+        if fill_rate:
+            s = dist.point_for_shortage((1.0 - target[i]) * cycle_qty[i])
+        else:
+            s = dist.quantile(target[i])
+        ss[i] = s - mu_X[i]
+        esc[i] = dist.expected_shortage(s)
+        csl_hat[i] = dist.cdf(s)
+        ltd[i] = dist.kind()
+    ltd[~valid | is_jit] = None  # not modelled: unknown inputs, or no safety stock (jit)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fill_hat = np.where(cycle_qty > 0, np.maximum(1.0 - esc / cycle_qty, 0.0), np.nan)
+
+    ss_stock = ss
+    ss = np.where(is_jit, 0.0, ss_stock)
+    rop = np.where(is_jit, 0.0, mu_L + ss_stock)
+    s_level = np.where(periodic & ~is_jit, mu_RL + ss_stock, np.nan)
+
+    # -- inventory position and the decision
+    ip = _arr(inventory_position(on_hand, allocated, on_order))
+    free = on_hand - allocated
     shortfall = rop - ip
-    trigger_stock = ip <= rop
-    raw_stock = (s_level - ip) if R > 0 else np.fmax(q_eoq, shortfall)
-    raw_stock = np.where(trigger_stock, raw_stock, 0.0)
+    trigger_cont = ip <= rop
+    raw_cont = np.where(trigger_cont, np.fmax(q_eoq, shortfall), 0.0)
+    below_s = ip < s_level
+    raw_up_to = np.where(below_s, np.fmax(q_eoq, s_level - ip), 0.0)
+    available_next = free + due_next
+    at_risk_off_day = ~order_day & (available_next < mu_next)
+    raw_periodic = np.where(order_day | at_risk_off_day, raw_up_to, 0.0)
     uncovered = open_demand - on_hand - on_order
-    raw_jit = np.maximum(uncovered, 0.0)
-    raw = np.where(is_jit, raw_jit, raw_stock)
+    jit_wait = is_jit & ~order_day & (uncovered > 0)
+    raw_jit = np.where(order_day, np.maximum(uncovered, 0.0), 0.0)
+    raw = np.where(is_jit, raw_jit, np.where(periodic, raw_periodic, raw_cont))
     # NaN where an input of the decision is unknown: never order on a guess.
     # A jit order needs neither d nor L (nor a supplier to know it is needed).
     unknown = bad_stock | po_missing | bad_mode | (~is_jit & (bad_demand | bad_lt | ~has_supplier))
@@ -495,54 +650,114 @@ def build_plans(
     needs_order = raw > 0
 
     can_order = has_supplier & ~bad_moq & needs_order
-    rounded = _arr(
-        round_order_qty(np.where(can_order, raw, 0.0), np.where(bad_moq, 0.0, moq), pack)
-    )
+    rounded = _arr(round_order_qty(np.where(can_order, raw, 0.0), sup_moq, pack))
     order_qty = np.where(can_order, rounded, 0.0)
     order_value = np.where(order_qty > 0, order_qty * unit_price, 0.0)
 
-    free = on_hand - allocated
     with np.errstate(divide="ignore", invalid="ignore"):
         days_of_cover = np.where(d == 0, np.inf, free / np.where(d == 0, 1.0, d))
-    lt_demand = d * L
-    risk_stock = (free + on_order_due) < lt_demand
-    risk_jit = (open_demand - on_hand - on_order_due) > 0
+    can_order_today = order_day | ~has_days
+    risk_stock = np.where(can_order_today, (free + due_now) < mu_L, available_next < mu_next)
+    risk_jit = (open_demand - on_hand - due_now) > 0
     stockout_risk = np.where(is_jit, risk_jit, risk_stock)
     below_ss = free < ss
 
     # -- explanations
-    rounding = _rounding_text(can_order, raw, moq, pack, order_qty)
-    reason = _reasons(
+    row_problems = problems(
+        n,
+        bad_demand=bad_demand & ~is_jit,
+        bad_lt=bad_lt & ~is_jit,
+        bad_stock=bad_stock,
+        po_missing=po_missing,
+        bad_mode=bad_mode,
+        bad_moq=bad_moq,
+        mode=mode,
+    )
+    next_label = _text(rows["next_order_label"], "today")
+    review_text = np.where(
+        has_days,
+        cat("order day ", _text(rows["order_days"], "")),
+        cat("every ", fmt(R), " days"),
+    ).astype(object)
+    qty_rule = np.full(n, "", dtype=object)
+    i = np.flatnonzero(periodic & needs_order & np.isfinite(q_eoq))
+    qty_rule[i] = cat(
+        "max(EOQ ", fmt(q_eoq[i]), ", S − IP ", fmt(s_level[i] - ip[i]), ") = ", fmt(raw[i])
+    )
+    i = np.flatnonzero(periodic & needs_order & ~np.isfinite(q_eoq))
+    qty_rule[i] = cat("S − IP ", fmt(raw[i]), " (EOQ unknown: no unit cost)")
+    values: dict[str, FloatArray | TextArray] = {
+        "qty_rule": qty_rule,
+        "ip": ip,
+        "rop": rop,
+        "s_level": s_level,
+        "mu_L": mu_L,
+        "mu_RL": mu_RL,
+        "mu_next": mu_next,
+        "L": L,
+        "T": T,
+        "h_next": h_next,
+        "ss": ss,
+        "eoq": q_eoq,
+        "shortfall": shortfall,
+        "raw": raw,
+        "order_qty": order_qty,
+        "open_demand": open_demand,
+        "on_hand": on_hand,
+        "on_order": on_order,
+        "uncovered": uncovered,
+        "available": free,
+        "due_next": due_next,
+        "next_label": next_label,
+        "review": review_text,
+        "problems": row_problems,
+    }
+    conditions = {
+        "problem": row_problems != "",
+        "no_supplier_needed": ~has_supplier & needs_order,
+        "no_supplier": ~has_supplier,
+        "jit_order": is_jit & needs_order,
+        "jit_wait": jit_wait,
+        "jit_covered": is_jit & (open_demand > 0),
+        "jit_idle": is_jit,
+        "periodic_emergency": periodic & ~order_day & needs_order,
+        "periodic_late": periodic & at_risk_off_day,
+        "periodic_wait": periodic & ~order_day,
+        "periodic_order": periodic & needs_order,
+        "periodic_idle": periodic,
+        "stock_order_no_eoq": needs_order & np.isnan(q_eoq),
+        "stock_order": needs_order,
+        "stock_no_demand": trigger_cont,
+        "stock_idle": np.ones(n, dtype=bool),
+    }
+    reason = reasons(conditions, values)
+    problem_note = rows["order_days_problem"]
+    unreadable = problem_note.notna().to_numpy()
+    if unreadable.any():
+        reason = np.where(
+            unreadable,
+            cat(
+                reason,
+                " Supplier order_days '",
+                _text(problem_note, ""),
+                "' unreadable: any day assumed.",
+            ),
+            reason,
+        ).astype(object)
+    basis = safety_stock_basis(
+        ltd=ltd,
         is_jit=is_jit,
-        periodic=R > 0,
-        has_supplier=has_supplier,
-        problems=_problems(
-            n,
-            bad_demand=bad_demand & ~is_jit,
-            bad_lt=bad_lt & ~is_jit,
-            bad_stock=bad_stock,
-            po_missing=po_missing,
-            bad_mode=bad_mode,
-            bad_moq=bad_moq,
-            mode=mode,
-        ),
-        needs_order=needs_order,
-        trigger=trigger_stock,
-        values={
-            "ip": ip,
-            "rop": rop,
-            "s_level": s_level,
-            "d": d,
-            "L": L,
-            "ss": ss,
-            "eoq": q_eoq,
-            "shortfall": shortfall,
-            "raw": raw,
-            "order_qty": order_qty,
-            "open_demand": open_demand,
-            "on_hand": on_hand,
-            "on_order": on_order,
-        },
+        fill_rate=fill_rate,
+        known=valid & ~is_jit,
+        z=z,
+        sigma=sigma_X,
+        mu=mu_X,
+        target=target,
+        s=mu_X + ss_stock,
+        esc=esc,
+        cycle_qty=cycle_qty,
+        csl_hat=csl_hat,
+        T=T,
     )
 
     out = pd.DataFrame(
@@ -551,33 +766,60 @@ def build_plans(
             "location_id": rows["location_id"].to_numpy(),
             "supplier_id": rows["supplier_id"].to_numpy(),
             "supplier_sku": rows["supplier_sku"].to_numpy(),
+            "supplier_reason": rows["supplier_reason"].to_numpy(),
+            "n_suppliers": np.nan_to_num(_num(rows["n_suppliers"])).astype(np.int64),
+            "supplier_on_time_rate": _num(rows["on_time_rate"]),
             "replenishment_mode": mode,
-            "demand_class": demand_class.to_numpy(),
-            "method": method.to_numpy(),
-            "abc_class": abc.to_numpy(),
+            "suggested_mode": suggested,
+            "mode_reason": mode_reason,
+            "policy": policy,
+            "demand_class": demand_class,
+            "method": method,
+            "abc_class": abc,
+            "xyz_class": xyz,
+            "adi": adi,
             "demand_mean": d,
             "demand_std": sd,
             "lead_time_mean": L,
             "lead_time_std": sL,
-            "lead_time_source": lt_source.to_numpy(),
-            "review_period": np.full(n, R),
-            "service_level": service_level,
-            "service_level_source": sl_source,
-            "z": z,
+            "lead_time_source": lt_source,
+            "order_days": rows["order_days"].to_numpy(dtype=object),
+            "review_period": R,
+            "next_order_date": np.where(
+                has_days, rows["next_order_date"].to_numpy(), as_of_ts.to_datetime64()
+            ).astype("datetime64[ns]"),
+            "protection_days": T,
+            "lead_time_demand": mu_L,
+            "protection_demand_mean": mu_X,
+            "protection_demand_std": sigma_X,
+            "ltd_distribution": ltd,
+            "target_type": np.full(n, settings.target_type, dtype=object),
+            "service_level": target,
+            "service_level_source": target_source,
+            "z": np.where(is_jit, np.nan, z),
             "safety_stock": ss,
+            "safety_stock_basis": basis,
             "reorder_point": rop,
+            "order_up_to": s_level,
+            "cycle_qty": cycle_qty,
+            "expected_shortage": np.where(is_jit, np.nan, esc),
+            "expected_fill_rate": np.where(is_jit, np.nan, fill_hat),
+            "expected_cycle_service": np.where(is_jit, np.nan, csl_hat),
             "on_hand": on_hand,
             "allocated": allocated,
             "on_order": on_order,
             "inventory_position": ip,
             "open_demand": open_demand,
             "annual_demand": annual_demand,
+            "order_cost": np.where(has_supplier, K, np.nan),
+            "holding_cost": h,
             "eoq": q_eoq,
+            "eoq_uncapped": q_eoq_uncapped,
             "raw_qty": raw,
             "moq": moq,
             "pack_size": pack,
             "order_qty": order_qty,
-            "rounding": rounding,
+            "rounding": rounding_text(can_order, raw, moq, pack, order_qty),
             "unit_price": unit_price,
             "order_value": order_value,
             "needs_order": needs_order,
@@ -589,152 +831,3 @@ def build_plans(
         columns=PLAN_COLUMNS,
     )
     return out.astype({c: "string" for c in _STRING_COLUMNS})
-
-
-def _rounding_text(
-    can_order: BoolArray, raw: FloatArray, moq: FloatArray, pack: FloatArray, qty: FloatArray
-) -> TextArray:
-    """'raw 37.2 → MOQ 48 → pack 12: 48' for rows that order (the MOQ step
-    only when it binds); '' for the others."""
-    out = np.full(len(can_order), "", dtype=object)
-    idx = np.flatnonzero(can_order)
-    if idx.size == 0:
-        return out
-    raw, moq, pack, qty = raw[idx], moq[idx], pack[idx], qty[idx]
-    moq_binds = np.nan_to_num(moq) > raw
-    eff_pack = np.where(np.isnan(pack) | (pack <= 0), 1.0, pack)
-    out[idx] = _cat(
-        "raw ",
-        _fmt(raw),
-        np.where(moq_binds, _cat(" → MOQ ", _fmt(moq)), ""),
-        " → pack ",
-        _fmt(eff_pack),
-        ": ",
-        _fmt(qty),
-    )
-    return out
-
-
-def _problems(
-    n: int,
-    *,
-    bad_demand: BoolArray,
-    bad_lt: BoolArray,
-    bad_stock: BoolArray,
-    po_missing: BoolArray,
-    bad_mode: BoolArray,
-    bad_moq: BoolArray,
-    mode: npt.NDArray[Any],
-) -> TextArray:
-    """'; '-separated list of what is wrong with each row ('' when nothing)."""
-    msgs: list[tuple[BoolArray, Any]] = [
-        (bad_mode, _cat("unknown replenishment_mode '", mode.astype(str), "'")),
-        (bad_demand, "demand forecast missing (e.g. out of stock on every day of the history)"),
-        (bad_lt, "lead time missing or negative"),
-        (bad_stock, "stock level missing or allocated negative"),
-        (po_missing, "an open purchase-order line has no quantity"),
-        (bad_moq, "supplier MOQ negative"),
-    ]
-    out = np.full(n, "", dtype=object)
-    for flag, msg in msgs:
-        piece = np.where(flag, msg, "").astype(object)
-        sep = np.where(flag & (out != ""), "; ", "").astype(object)
-        out = _cat(out, sep, piece)
-    return out
-
-
-class _V(NamedTuple):
-    """A number in a reason template: the name of an entry of ``values``."""
-
-    name: str
-
-
-_POSITION = ("Inventory position ", _V("ip"), " is at or below the reorder point ", _V("rop"))
-_STOCK_TERMS = (" (d ", _V("d"), "/day × L ", _V("L"), " days + SS ", _V("ss"), "): order ")
-_JIT_STOCK = (" on hand ", _V("on_hand"), " + on order ", _V("on_order"))
-_ROUNDED = (", rounded to ", _V("order_qty"), ".")
-
-#: (case name, reason template); the first matching case wins (see _reasons).
-_REASON_TEMPLATES: dict[str, tuple[str | _V, ...]] = {
-    "problem": ("Not planned: ", _V("problems"), "."),
-    "no_supplier_needed": (
-        "No supplier: nothing ordered although ", _V("raw"), " units are needed.",
-    ),
-    "no_supplier": ("No supplier: planned for information only, nothing to order.",),
-    "jit_order": (
-        "Just-in-time: open customer demand ", _V("open_demand"), " exceeds", *_JIT_STOCK,
-        ": order the uncovered ", _V("raw"), *_ROUNDED,
-    ),
-    "jit_covered": (
-        "Just-in-time: open customer demand ", _V("open_demand"), " is covered by", *_JIT_STOCK,
-        ": nothing to order.",
-    ),
-    "jit_idle": ("Just-in-time: no open customer demand: nothing to order.",),
-    "stock_order_up_to": (
-        *_POSITION, ": order up to S = ", _V("s_level"), ", i.e. ", _V("raw"), *_ROUNDED,
-    ),
-    "stock_order_no_eoq": (
-        *_POSITION, *_STOCK_TERMS, "the shortfall ", _V("shortfall"),
-        " (EOQ unknown: no unit cost)", *_ROUNDED,
-    ),
-    "stock_order": (
-        *_POSITION, *_STOCK_TERMS, "max(EOQ ", _V("eoq"), ", ROP − IP ", _V("shortfall"),
-        ") = ", _V("raw"), *_ROUNDED,
-    ),
-    "stock_no_demand": (
-        "No demand expected and inventory position ", _V("ip"), " covers the reorder point ",
-        _V("rop"), ": nothing to order.",
-    ),
-    "stock_idle": (
-        "Inventory position ", _V("ip"), " is above the reorder point ", _V("rop"),
-        ": nothing to order.",
-    ),
-}  # fmt: skip
-
-
-def _reasons(
-    *,
-    is_jit: BoolArray,
-    periodic: bool,
-    has_supplier: BoolArray,
-    problems: TextArray,
-    needs_order: BoolArray,
-    trigger: BoolArray,
-    values: Mapping[str, FloatArray],
-) -> TextArray:
-    """One sentence per row: why this quantity, or why nothing.
-
-    Each row falls in the first matching case of :data:`_REASON_TEMPLATES`;
-    each case then formats only its own rows (a few numpy passes per case,
-    no per-row loop).
-    """
-    conditions = {
-        "problem": problems != "",
-        "no_supplier_needed": ~has_supplier & needs_order,
-        "no_supplier": ~has_supplier,
-        "jit_order": is_jit & needs_order,
-        "jit_covered": is_jit & (values["open_demand"] > 0),
-        "jit_idle": is_jit,
-        "stock_order_up_to": needs_order & periodic,
-        "stock_order_no_eoq": needs_order & np.isnan(values["eoq"]),
-        "stock_order": needs_order,
-        "stock_no_demand": trigger,
-        "stock_idle": np.ones(len(is_jit), dtype=bool),
-    }
-    names = list(_REASON_TEMPLATES)
-    case = np.select([conditions[name] for name in names], list(range(len(names))))
-    reason = np.full(len(is_jit), "", dtype=object)
-    for k, name in enumerate(names):
-        idx = np.flatnonzero(case == k)
-        if idx.size == 0:
-            continue
-        parts = [
-            part
-            if not isinstance(part, _V)
-            else problems[idx]
-            if part.name == "problems"
-            else _fmt(values[part.name][idx])
-            for part in _REASON_TEMPLATES[name]
-        ]
-        reason[idx] = _cat(*parts)
-    return reason

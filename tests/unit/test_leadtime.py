@@ -107,8 +107,8 @@ def _scenario() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_receipts_used_when_enough_and_outliers_clipped() -> None:
     """(A, S1): declared 1 + 5 + 2 + 1 = 9 days. Observed = elapsed + 1
     receiving day: 9, 9, 10, 10, 61. Median 10, MAD 1 → clip at
-    10 ± 3·1.4826 = 14.4478, so the mean is (9+9+10+10+14.4478)/5 = 10.4896
-    instead of 19.8 unclipped."""
+    max(10 + 3·1.4826, 2·10) = 20 (lateness up to twice the median is kept),
+    so the mean is (9+9+10+10+20)/5 = 11.6 instead of 19.8 unclipped."""
     pos, lines = _scenario()
     lt = learn_lead_times(pos, lines, _supplier_products(), _suppliers())
     assert lt.columns.tolist() == LEAD_TIME_COLUMNS
@@ -116,7 +116,7 @@ def test_receipts_used_when_enough_and_outliers_clipped() -> None:
     assert a["declared_lead_time"] == 9
     assert a["lead_time_source"] == "receipts"
     assert a["n_receipts"] == 5
-    clipped = np.array([9, 9, 10, 10, 10 + 3 * 1.4826])
+    clipped = np.array([9, 9, 10, 10, 20])
     assert a["lead_time_mean"] == pytest.approx(clipped.mean())
     assert a["lead_time_std"] == pytest.approx(clipped.std(ddof=1))
 
@@ -190,3 +190,18 @@ def test_supplier_on_time() -> None:
     row = ot.set_index("supplier_id").loc["S1"]
     assert row["receipts"] == 7
     assert row["on_time_rate"] == pytest.approx(4 / 6)
+
+
+def test_on_time_rate_joins_the_lead_times_on_supplier_id() -> None:
+    """The on-time rate is joinable: same key and dtype as the lead times
+    (and the plan's supplier_id), also when there is no receipt at all."""
+    pos, lines = _scenario()
+    lt = learn_lead_times(pos, lines, _supplier_products(), _suppliers())
+    ot = supplier_on_time(pos, lines)
+    assert ot["supplier_id"].dtype == lt["supplier_id"].dtype == "string"
+    joined = lt.merge(ot, on="supplier_id", how="left").set_index("sku")
+    assert joined.loc["A", "on_time_rate"] == pytest.approx(4 / 6)
+    assert np.isnan(joined.loc["C", "on_time_rate"])  # S2: no receipt with a date
+    empty = supplier_on_time(pos.iloc[:0], lines.iloc[:0])
+    assert empty.columns.tolist() == ["supplier_id", "receipts", "on_time_rate"]
+    assert empty["supplier_id"].dtype == "string" and empty.empty

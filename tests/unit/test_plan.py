@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,30 @@ import pytest
 from scipy.stats import norm
 
 from replenish.model import ErpSnapshot, coerce
-from replenish.policy.plan import PLAN_COLUMNS, PlanSettings, build_plans
+from replenish.policy import plan as _plan
+from replenish.policy.plan import PLAN_COLUMNS
+
+# The golden cases of this module (and of test_policy_plan) were computed by
+# hand for continuous (s, Q) review with the plain EOQ. The defaults plan the
+# nightly run as a daily periodic review and cap the EOQ at some days of
+# demand; those defaults have tests of their own (test_policy_defaults.py).
+# Here the (s, Q) settings are stated explicitly, unless a test says otherwise.
+CONTINUOUS: dict[str, float] = {"review_period_days": 0.0, "max_cycle_cover_days": 1e9}
+
+
+def PlanSettings(**kwargs: Any) -> _plan.PlanSettings:
+    return _plan.PlanSettings(**{**CONTINUOUS, **kwargs})
+
+
+def build_plans(
+    snap: Any,
+    forecast: Any,
+    lead_times: Any,
+    as_of: date,
+    settings: _plan.PlanSettings | None = None,
+) -> pd.DataFrame:
+    return _plan.build_plans(snap, forecast, lead_times, as_of, settings or PlanSettings())
+
 
 AS_OF = date(2024, 3, 1)
 T = pd.Timestamp("2024-03-01")
@@ -280,16 +304,38 @@ def test_far_below_reorder_point_tops_up_beyond_eoq() -> None:
     assert a["order_qty"] == 1008
 
 
-def test_periodic_review_orders_up_to_s() -> None:
-    """R = 7: SS = z·sqrt((4 + 7)·4 + 100·1), S = 10·11 + SS, raw = S − IP."""
+def test_periodic_review_orders_up_to_s_at_least_an_eoq() -> None:
+    """R = 7 (no order days, so every day is a review): SS = z·sqrt((4 + 7)·4 + 100·1)
+    protects R + L, S = 10·11 + SS. IP 45 < S: order max(EOQ, S − IP) =
+    EOQ 604.2 → 612 (an (R, S) system never orders less than the EOQ)."""
     plans = build_plans(
         _snapshot(), _forecast(), _lead_times(), AS_OF, PlanSettings(review_period_days=7)
     )
     a = _row(plans, "A")
     ss = norm.ppf(0.95) * math.sqrt(11 * 4 + 100)
+    assert a["policy"] == "periodic (R,S)"
+    assert (a["review_period"], a["protection_days"]) == (7, 11)
     assert a["safety_stock"] == pytest.approx(ss)
-    assert a["raw_qty"] == pytest.approx(110 + ss - 45)
-    assert "order up to S" in a["reason"]
+    assert a["order_up_to"] == pytest.approx(110 + ss)
+    assert a["reorder_point"] == pytest.approx(40 + ss)  # μ_L + SS, for reference
+    assert a["raw_qty"] == pytest.approx(a["eoq"])
+    assert a["order_qty"] == 612
+    assert "below the order-up-to level S = 129.7" in a["reason"]
+    assert "max(EOQ 604.2, S − IP 84.7) = 604.2" in a["reason"]
+
+
+def test_periodic_review_without_eoq_orders_up_to_s() -> None:
+    """Without a unit cost there is no EOQ: order exactly S − IP."""
+    snap = _snapshot()
+    snap.products["unit_cost"] = np.nan
+    snap.supplier_products["unit_price"] = np.nan
+    a = _row(
+        build_plans(snap, _forecast(), _lead_times(), AS_OF, PlanSettings(review_period_days=7)),
+        "A",
+    )
+    assert math.isnan(a["eoq"])
+    assert a["raw_qty"] == pytest.approx(a["order_up_to"] - 45)
+    assert "S − IP 84.7 (EOQ unknown: no unit cost)" in a["reason"]
 
 
 def test_nan_stock_and_unknown_mode_degrade_per_row() -> None:
@@ -316,13 +362,29 @@ def test_stock_row_without_forecast_and_missing_lead_time_row() -> None:
 def test_settings_validation() -> None:
     with pytest.raises(ValueError, match="service_level_overrides"):
         PlanSettings(service_level_overrides={"A": 95})
-    with pytest.raises(ValueError, match="service_levels"):
-        PlanSettings(service_levels={"A": 0.9})
+    with pytest.raises(ValueError, match="service_levels: unknown key 'D'"):
+        PlanSettings(service_levels={"D": 0.9})
+    with pytest.raises(ValueError, match=r"service_levels\['AX'\]"):
+        PlanSettings(service_levels={"AX": 1.2})
+    with pytest.raises(ValueError, match="fill_rate_target"):
+        PlanSettings(fill_rate_target=1.0)
+    with pytest.raises(ValueError, match="target_type"):
+        PlanSettings(target_type="fill")
     with pytest.raises(ValueError, match="holding_cost_rate"):
         PlanSettings(holding_cost_rate=0)
     settings = PlanSettings(service_level_overrides={"A": 0.9})
     with pytest.raises(TypeError):
         settings.service_level_overrides["B"] = 0.5  # type: ignore[index]
+
+
+def test_settings_fill_in_defaults() -> None:
+    """Classes left out keep their default; a single fill rate applies to
+    every class; flow-style {"A", "B", "C"} dicts work as before."""
+    s = PlanSettings(service_levels={"A": 0.99, "CZ": 0.8}, fill_rate_target=0.97)
+    assert dict(s.service_levels) == {"A": 0.99, "B": 0.95, "C": 0.90, "CZ": 0.8}
+    assert dict(s.fill_rate_target) == {"A": 0.97, "B": 0.97, "C": 0.97}  # type: ignore[arg-type]
+    assert s.targets is s.service_levels
+    assert PlanSettings(target_type="fill_rate").targets["A"] == 0.99
 
 
 def test_empty_snapshot_gives_an_empty_plan_with_all_columns() -> None:
