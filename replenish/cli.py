@@ -141,6 +141,77 @@ def demo(
     _run_plan(settings, as_of, False, None)
 
 
+@app.command("import-csv")
+def import_csv(
+    file: Annotated[
+        str, typer.Option("--file", help="The channel's CSV export (.gz, .bz2, .zip, .xz too)")
+    ],
+    mapping: Annotated[
+        str, typer.Option("--mapping", help="Channel mapping YAML (see config/channels/)")
+    ],
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            "--scenario",
+            help="Scenario YAML (see config/scenarios/): suppliers, costs, stock, receipts",
+        ),
+    ] = None,
+    erp: Annotated[
+        str | None,
+        typer.Option("--erp", help="Write the generic-profile ERP here (needs --scenario)"),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Scenario planning day YYYY-MM-DD (default: the day after the last sale)",
+        ),
+    ] = None,
+    rejected: Annotated[
+        str | None, typer.Option("--rejected", help="Write the rejected rows to this CSV file")
+    ] = None,
+) -> None:
+    """Import a sales channel's CSV export and print what it found; with
+    --scenario build an ERP around the sales, with --erp write it (replaced)."""
+    from datetime import timedelta
+
+    from replenish.scenario import build_snapshot, load_scenario
+    from replenish.sources.csv_export import load_mapping, read_export
+    from replenish.sources.db import safe_url
+    from replenish.sources.generic import write_snapshot
+
+    if erp is not None and scenario is None:
+        raise ConfigurationError(
+            "--erp needs --scenario: the export has only sales, the scenario invents the "
+            "suppliers, costs, stock and receipts an ERP needs"
+        )
+    day = _parse_date(as_of)
+    export_mapping = load_mapping(mapping)
+    spec = load_scenario(scenario) if scenario is not None else None
+    result = read_export(file, export_mapping)
+    typer.echo(result.report.text())
+    if rejected is not None:
+        result.rejected.to_csv(rejected, index=False)
+        typer.echo(f"Rejected rows written to {rejected}")
+    if spec is None:
+        return
+    last = result.report.last_ordered_at
+    if day is None:
+        if last is None:
+            raise ConfigurationError(f"{file}: no line imported: nothing to build an ERP on")
+        day = last.date() + timedelta(days=1)
+    snapshot = build_snapshot(result.lines, result.extras, spec, day)
+    if erp is None:
+        counts = snapshot.row_counts()
+        typer.echo(f"Scenario as of {day} (not written: add --erp URL)")
+    else:
+        counts = write_snapshot(snapshot, erp)
+        typer.echo(f"Wrote the ERP as of {day} to {safe_url(erp)}")
+    typer.echo("  " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    if erp is not None:
+        typer.echo(f"Next: replenish plan --erp {safe_url(erp)} --as-of {day}")
+
+
 @app.command("plan")
 def plan_cmd(
     erp: ErpOpt = None,
@@ -213,27 +284,88 @@ def runs(db: DbOpt = None, limit: int = 20, format: FormatOpt = Format.csv) -> N
         _emit(store.runs(limit), format)
 
 
+class BacktestFormat(StrEnum):
+    json = "json"
+    table = "table"
+
+
+def _backtest_day(flag: str, value: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise ConfigurationError(f"{flag}: expected a date as YYYY-MM-DD, got {value!r}") from None
+
+
+@app.command()
+def backtest(
+    start: Annotated[str, typer.Option("--start", help="First replayed day YYYY-MM-DD")],
+    end: Annotated[str, typer.Option("--end", help="Last replayed day YYYY-MM-DD")],
+    erp: ErpOpt = None,
+    service_level: Annotated[
+        float | None,
+        typer.Option(
+            "--service-level",
+            help="Target cycle service level of every SKU, e.g. 0.95 (default: per ABC class)",
+        ),
+    ] = None,
+    refit_every: Annotated[
+        int, typer.Option("--refit-every", help="Days between forecast refits (>= 1)")
+    ] = 7,
+    review_days: Annotated[
+        float, typer.Option("--review-days", help="Baseline: max = min + d × this many days")
+    ] = 14.0,
+    seed: Annotated[int, typer.Option(help="Seed of the lead-time draws")] = 0,
+    format: Annotated[
+        BacktestFormat, typer.Option("--format", help="Output format")
+    ] = BacktestFormat.table,
+) -> None:
+    """Replay the policy over past sales, beside a static min/max baseline.
+
+    Day by day over [--start, --end]: service levels, fill rate, stock, orders
+    and forecast accuracy (docs/backtest.md)."""
+    from replenish.backtest import BacktestConfig, backtest_erp, format_table, to_json
+    from replenish.settings import Settings
+
+    # a bad date or range raises ConfigurationError (exit 2), an unreadable ERP
+    # or one without data a ReplenishError (exit 1): main() prints one line
+    config = BacktestConfig(
+        start=_backtest_day("--start", start),
+        end=_backtest_day("--end", end),
+        refit_every=refit_every,
+        review_days=review_days,
+        seed=seed,
+        service_level=service_level,
+    )
+    result = backtest_erp(erp or Settings().erp(), config)
+    typer.echo(to_json(result) if format is BacktestFormat.json else format_table(result))
+
+
 def main() -> None:
     """Entry point: one clear line per error, never a traceback."""
+    from typer.exceptions import Abort, TyperException
+
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False returns the exit code of typer.Exit instead
+        # of raising it, and lets our errors through to be printed as one line
+        code = app(standalone_mode=False)
     except typer.Exit as e:
-        sys.exit(e.exit_code)
+        code = e.exit_code
     except ConfigurationError as e:
         typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        code = 2
     except ReplenishError as e:
         typer.echo(f"error: {e}", err=True)
-        sys.exit(1)
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+        code = 1
+    except TyperException as e:  # usage errors: bad option, bad value
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"error: {e.format_message()}", err=True)
+        code = e.exit_code
+    except Abort:
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

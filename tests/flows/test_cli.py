@@ -43,8 +43,9 @@ def test_plan_on_postgres_explains_and_is_idempotent(
 ) -> None:
     """`replenish plan` on a generic ERP in PostgreSQL, storing in PostgreSQL:
     explained plans, draft orders, and a second run that changes nothing."""
+    # set first, so that monkeypatch restores what the CLI writes into os.environ
     for var in ("REPLENISH_ERP_URL", "REPLENISH_DB_URL"):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, postgres_url)
     write_snapshot(generate_demo(AS_OF, seed=3, n_skus=40, days=300), postgres_url)
     runner = CliRunner()
     args = ["plan", "--erp", postgres_url, "--db", postgres_url, "--as-of", AS_OF.isoformat()]
@@ -59,10 +60,13 @@ def test_plan_on_postgres_explains_and_is_idempotent(
     assert len(plans) > 40
     ordered = plans[plans["order_qty"] > 0]
     assert len(ordered) > 0
-    # explained: the reorder point is d·L + SS for every stocked row
-    stock = plans[plans["replenishment_mode"] == "stock"]
-    rop = stock["demand_mean"] * stock["lead_time_mean"] + stock["safety_stock"]
+    # explained: the reorder point is the expected lead-time demand (the
+    # forecast's seasonal daily path over L) plus the safety stock, every row
+    stock = plans[plans["replenishment_mode"] == "stock"].dropna(subset=["reorder_point"])
+    assert len(stock) > 40
+    rop = stock["lead_time_demand"] + stock["safety_stock"]
     assert (rop - stock["reorder_point"]).abs().max() < 1e-6
+    assert stock["reason"].str.len().min() > 20
 
     out = runner.invoke(app, ["orders", "--db", postgres_url, "--format", "json"])
     orders = json.loads(out.output)
@@ -124,3 +128,33 @@ def test_missing_table_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "table 'supplier_products' is missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+def test_blocked_gate_exits_3_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stale stock snapshot: the run stops before ordering and the command
+    exits 3 (the exit code must survive typer's non-standalone mode)."""
+    from sqlalchemy import create_engine, text
+
+    from replenish.cli import main
+
+    erp, db = f"sqlite:///{tmp_path / 'erp.db'}", f"sqlite:///{tmp_path / 'store.db'}"
+    # set first, so that monkeypatch restores what the CLI writes into os.environ
+    monkeypatch.setenv("REPLENISH_ERP_URL", erp)
+    monkeypatch.setenv("REPLENISH_DB_URL", db)
+    write_snapshot(generate_demo(AS_OF, seed=2, n_skus=20, days=120), erp)
+    engine = create_engine(erp)
+    with engine.begin() as c:
+        c.execute(text("UPDATE stock_levels SET as_of = '2026-10-01 00:00:00.000000'"))
+    engine.dispose()
+    monkeypatch.setattr(
+        sys, "argv", ["replenish", "plan", "--erp", erp, "--db", db, "--as-of", AS_OF.isoformat()]
+    )
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 3
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "validation gate stopped the run" in err[0]
