@@ -277,6 +277,20 @@ class BlockFit:
     naive_n: FloatArray
     window_demands: FloatArray
 
+    @classmethod
+    def scored(
+        cls, scores: list[KernelScore], y: FloatArray, valid: BoolArray, first_origin: int
+    ) -> BlockFit:
+        """The block's candidate scores with the naive scale and the demand
+        days of its backtest windows (both measured from ``first_origin``)."""
+        naive_abs, naive_n = _naive(y, valid, first_origin)
+        return cls(
+            scores=scores,
+            naive_abs=naive_abs,
+            naive_n=naive_n,
+            window_demands=_window_demands(y, valid, first_origin),
+        )
+
 
 class Buffers:
     """Time-major work arrays, allocated once and reused block after block
@@ -501,13 +515,7 @@ def fit_block(
                 promo_y=promo_y,
             )
         )
-    naive_abs, naive_n = _naive(y_all, v_all, first_origin)
-    return BlockFit(
-        scores=scores,
-        naive_abs=naive_abs,
-        naive_n=naive_n,
-        window_demands=_window_demands(y_all, v_all, first_origin),
-    )
+    return BlockFit.scored(scores, y_all, v_all, first_origin)
 
 
 def _window_demands(y: FloatArray, valid: BoolArray, first_origin: int) -> FloatArray:
@@ -640,13 +648,7 @@ def fit_events(
                 promo_y=promo_y,
             )
         )
-    naive_abs, naive_n = _naive(y_all, v_all, first_origin)
-    return BlockFit(
-        scores=scores,
-        naive_abs=naive_abs,
-        naive_n=naive_n,
-        window_demands=_window_demands(y_all, v_all, first_origin),
-    )
+    return BlockFit.scored(scores, y_all, v_all, first_origin)
 
 
 def season_ahead(weekday: FloatArray, yearly: FloatArray, cal: Calendar) -> FloatArray:
