@@ -5,9 +5,15 @@ contract (``replenish.model``)."""
 from __future__ import annotations
 
 from replenish.errors import ConfigurationError
+from replenish.sources.erpnext import ErpNextErp
 from replenish.sources.generic import GenericErp
+from replenish.sources.odoo import OdooErp
 
-PROFILES = {"generic": GenericErp}
+PROFILES: dict[str, type[GenericErp]] = {
+    "generic": GenericErp,
+    "odoo": OdooErp,
+    "erpnext": ErpNextErp,
+}
 
 
 def open_erp(url: str, *, profile: str = "generic") -> GenericErp:

@@ -114,13 +114,11 @@ class GenericErp:
             return stmt
 
         po, pol = t["purchase_orders"], t["purchase_order_lines"]
-        recent_or_open = (po.c.ordered_at >= start) | po.c.status.in_(
-            sorted(model.OPEN_PO_STATUSES)
-        )
-        po_stmt = q(po).where(recent_or_open)
-        pol_stmt = q(pol).where(pol.c.po_id.in_(select(po.c.po_id).where(recent_or_open)))
-        if end is not None:
-            po_stmt = po_stmt.where(po.c.ordered_at < end)
+        known_po = (po.c.ordered_at >= start) | po.c.status.in_(sorted(model.OPEN_PO_STATUSES))
+        if end is not None:  # a replay: POs placed later were not known, nor their lines
+            known_po = known_po & (po.c.ordered_at < end)
+        po_stmt = q(po).where(known_po)
+        pol_stmt = q(pol).where(pol.c.po_id.in_(select(po.c.po_id).where(known_po)))
 
         statements: dict[str, Select[Any]] = {
             "suppliers": q(t["suppliers"]),

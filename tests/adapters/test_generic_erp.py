@@ -123,3 +123,13 @@ def test_optional_columns_and_tables_may_be_absent(any_db_url: str) -> None:
     assert list(snap.suppliers.columns) == list(model.CONTRACT["suppliers"])
     assert snap.suppliers["order_days"].isna().all() and len(snap.suppliers) == 2
     assert snap.promotions.empty and snap.stock_history.empty
+
+
+def test_replay_reads_no_po_line_without_its_header(sqlite_url: str) -> None:
+    """A PO placed after a past as-of date is unknown then: neither its
+    header nor its lines are read."""
+    write_snapshot(tiny_snapshot(AS_OF), sqlite_url)
+    past = AS_OF - timedelta(days=10)  # PO-2 was ordered 3 days before AS_OF
+    snap = GenericErp(sqlite_url).read_snapshot(past, now=datetime(2026, 11, 20, 12))
+    assert set(snap.purchase_orders["po_id"]) == {"PO-1"}
+    assert set(snap.purchase_order_lines["po_id"]) == {"PO-1"}

@@ -1,0 +1,323 @@
+"""The *erpnext* ERP profile: ERPNext's (Frappe) MariaDB tables mapped onto the
+contract.
+
+``ErpNextErp(url).read_snapshot(...)`` reads an ERPNext database (read-only;
+``SELECT`` on the database is enough) and returns the canonical contract
+frames, with the same window, replay and SKU-filter semantics as
+:class:`~replenish.sources.generic.GenericErp`. Frappe names every table
+``tab<DocType>``, spaces included (``tabPurchase Order Item``); SQLAlchemy
+quotes them. The mapping and its assumptions are in docs/erp-profiles.md.
+
+Errors: an unreachable server raises :class:`SourceUnavailable` (retry); a
+missing ERPNext table or column raises :class:`ContractError` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    Date,
+    Float,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+)
+
+from replenish import model
+from replenish.sources.db import safe_url
+from replenish.sources.generic import DEFAULT_HISTORY_DAYS, GenericErp, day_end
+from replenish.sources.odoo import check_schema, rank_priority
+
+_MD = MetaData()
+
+
+def _t(name: str, *cols: Column[Any]) -> Table:
+    return Table(name, _MD, *cols)
+
+
+def _i(name: str) -> Column[Any]:
+    return Column(name, Integer)
+
+
+def _s(name: str) -> Column[Any]:
+    return Column(name, String)
+
+
+def _f(name: str) -> Column[Any]:
+    return Column(name, Float)
+
+
+def _d(name: str) -> Column[Any]:
+    return Column(name, Date)
+
+
+item = _t(
+    "tabItem",
+    _s("name"),
+    _s("item_name"),
+    _s("item_group"),
+    _f("valuation_rate"),
+    _f("standard_rate"),
+    _f("last_purchase_rate"),
+    _f("min_order_qty"),
+    _f("lead_time_days"),
+    _i("disabled"),
+    _i("is_stock_item"),
+)
+item_supplier = _t(
+    "tabItem Supplier", _s("parent"), _i("idx"), _s("supplier"), _s("supplier_part_no")
+)
+supplier = _t(
+    "tabSupplier", _s("name"), _s("supplier_name"), _s("email_id"), _s("default_currency")
+)
+bin_ = _t("tabBin", _s("item_code"), _s("warehouse"), _f("actual_qty"), _f("reserved_qty"))
+purchase_order = _t(
+    "tabPurchase Order",
+    _s("name"),
+    _s("supplier"),
+    _d("transaction_date"),
+    _d("schedule_date"),
+    _s("status"),
+    _i("docstatus"),
+    _s("set_warehouse"),
+)
+purchase_order_item = _t(
+    "tabPurchase Order Item",
+    _s("name"),
+    _s("parent"),
+    _i("idx"),
+    _s("item_code"),
+    _f("qty"),
+    _f("received_qty"),
+    _s("warehouse"),
+)
+purchase_receipt = _t("tabPurchase Receipt", _s("name"), _d("posting_date"), _i("docstatus"))
+purchase_receipt_item = _t("tabPurchase Receipt Item", _s("parent"), _s("purchase_order_item"))
+sales_order = _t(
+    "tabSales Order", _s("name"), _d("transaction_date"), _s("status"), _i("docstatus")
+)
+sales_order_item = _t(
+    "tabSales Order Item",
+    _s("parent"),
+    _i("idx"),
+    _s("item_code"),
+    _f("qty"),
+    _f("delivered_qty"),
+    _s("warehouse"),
+)
+
+#: The ERPNext tables the profile reads, with the columns it needs.
+REQUIRED: Mapping[str, tuple[str, ...]] = {
+    t.name: tuple(c.name for c in t.columns) for t in _MD.sorted_tables
+}
+#: submitted Purchase Order statuses after which nothing more is expected
+PO_DONE_STATUSES = ("To Bill", "Completed", "Delivered", "Closed")
+
+
+class ErpNextErp(GenericErp):
+    """Reads an ERPNext database (MariaDB; Frappe v14/v15 schema)."""
+
+    name = "erpnext"
+    #: suppliers.currency when tabSupplier.default_currency is empty
+    currency = "EUR"
+    #: sales_order_lines.channel of every ERPNext sale
+    channel = "erpnext"
+
+    def __repr__(self) -> str:
+        return f"ErpNextErp({safe_url(self.url)!r})"
+
+    def check_contract(self) -> dict[str, list[str]]:
+        """Raise :class:`ContractError` if an ERPNext table or column the
+        profile reads is missing; return the columns read per table."""
+        with self._errors("cannot read the ERP database"):
+            check_schema(self.engine, self.url, self.name, REQUIRED)
+        return {name: list(cols) for name, cols in REQUIRED.items()}
+
+    def read_snapshot(
+        self,
+        as_of: date,
+        *,
+        history_days: int = DEFAULT_HISTORY_DAYS,
+        skus: Sequence[str] | None = None,
+        now: datetime | None = None,
+    ) -> model.ErpSnapshot:
+        """The contract frames known on the evening of ``as_of`` (see
+        :meth:`GenericErp.read_snapshot` for the window and replay rules).
+        ERPNext's order dates are DATE columns: they compare with dates."""
+        self.check_contract()
+        start = as_of - timedelta(days=history_days)
+        now = now or datetime.now()
+        end: date | None = day_end(as_of).date() if day_end(as_of) <= now else None
+        sku_filter = list(dict.fromkeys(skus)) if skus else None
+
+        def skus_only(stmt: Select[Any], col: Any) -> Select[Any]:
+            return stmt.where(col.in_(sku_filter)) if sku_filter is not None else stmt
+
+        products = skus_only(
+            select(
+                item.c.name.label("sku"),
+                item.c.item_name.label("name"),
+                item.c.item_group.label("category"),
+                item.c.valuation_rate.label("unit_cost"),
+                item.c.standard_rate.label("unit_price"),
+                (item.c.disabled == 0).label("active"),
+                literal("stock").label("replenishment_mode"),
+            ).where(item.c.is_stock_item == 1),
+            item.c.name,
+        )
+
+        isup = item_supplier
+        supplier_products = skus_only(
+            select(
+                isup.c.parent.label("sku"),
+                isup.c.supplier.label("supplier_id"),
+                isup.c.supplier_part_no.label("supplier_sku"),
+                item.c.lead_time_days.label("lead_time_days"),
+                func.coalesce(func.nullif(item.c.min_order_qty, 0), 1.0).label("moq"),
+                literal(1.0).label("pack_size"),
+                func.coalesce(
+                    func.nullif(item.c.last_purchase_rate, 0), item.c.valuation_rate
+                ).label("unit_price"),
+                isup.c.idx.label("_idx"),
+            )
+            .select_from(isup)
+            .join(item, item.c.name == isup.c.parent),
+            isup.c.parent,
+        )
+
+        suppliers = select(
+            supplier.c.name.label("supplier_id"),
+            supplier.c.supplier_name.label("name"),
+            supplier.c.email_id.label("email"),
+            func.coalesce(
+                func.nullif(supplier.c.default_currency, ""), literal(self.currency)
+            ).label("currency"),
+            literal(0.0).label("min_order_value"),
+            literal(0.0).label("order_processing_days"),
+            literal(0.0).label("transport_days"),
+            literal(0.0).label("receiving_days"),
+        )
+
+        stock_levels = skus_only(
+            select(
+                bin_.c.item_code.label("sku"),
+                bin_.c.warehouse.label("location_id"),
+                bin_.c.actual_qty.label("on_hand"),
+                func.coalesce(bin_.c.reserved_qty, 0.0).label("allocated"),
+            ),
+            bin_.c.item_code,
+        )
+
+        po, poi = purchase_order, purchase_order_item
+        status = case(
+            (po.c.docstatus == 0, literal("draft")),
+            (po.c.docstatus == 2, literal("cancelled")),
+            (po.c.status.in_(PO_DONE_STATUSES), literal("received")),
+            else_=literal("confirmed"),
+        )
+        is_open = or_(
+            po.c.docstatus == 0,
+            and_(po.c.docstatus == 1, po.c.status.not_in(PO_DONE_STATUSES)),
+        )
+        recent_or_open = or_(po.c.transaction_date >= start, is_open)
+        if end is not None:
+            recent_or_open = and_(recent_or_open, po.c.transaction_date < end)
+        first_warehouse = (
+            select(poi.c.warehouse)
+            .where(poi.c.parent == po.c.name)
+            .order_by(poi.c.idx)
+            .limit(1)
+            .scalar_subquery()
+        )
+        purchase_orders = select(
+            po.c.name.label("po_id"),
+            po.c.supplier.label("supplier_id"),
+            func.coalesce(func.nullif(po.c.set_warehouse, ""), first_warehouse).label(
+                "location_id"
+            ),
+            status.label("status"),
+            po.c.transaction_date.label("ordered_at"),
+            po.c.schedule_date.label("expected_at"),
+        ).where(recent_or_open)
+
+        pr, pri = purchase_receipt, purchase_receipt_item
+        received_at = (
+            select(func.max(pr.c.posting_date))
+            .select_from(pri)
+            .join(pr, pr.c.name == pri.c.parent)
+            .where(pri.c.purchase_order_item == poi.c.name, pr.c.docstatus == 1)
+            .scalar_subquery()
+        )
+        purchase_order_lines = skus_only(
+            select(
+                poi.c.parent.label("po_id"),
+                poi.c.idx.label("line_no"),
+                poi.c.item_code.label("sku"),
+                poi.c.qty.label("qty_ordered"),
+                poi.c.received_qty.label("qty_received"),
+                received_at.label("received_at"),
+            )
+            .select_from(poi)
+            .join(po, po.c.name == poi.c.parent)
+            .where(recent_or_open),
+            poi.c.item_code,
+        )
+
+        so, soi = sales_order, sales_order_item
+        sale_status = case(
+            (or_(so.c.docstatus == 2, so.c.status == "Cancelled"), literal("cancelled")),
+            (
+                or_(soi.c.delivered_qty >= soi.c.qty, so.c.status.in_(["Completed", "Closed"])),
+                literal("shipped"),
+            ),
+            else_=literal("open"),
+        )
+        sales = skus_only(
+            select(
+                so.c.name.label("order_id"),
+                soi.c.idx.label("line_no"),
+                soi.c.item_code.label("sku"),
+                soi.c.warehouse.label("location_id"),
+                literal(self.channel).label("channel"),
+                soi.c.qty.label("qty"),
+                so.c.transaction_date.label("ordered_at"),
+                sale_status.label("status"),
+            )
+            .select_from(soi)
+            .join(so, so.c.name == soi.c.parent)
+            .where(so.c.docstatus.in_([1, 2]), so.c.transaction_date >= start),
+            soi.c.item_code,
+        )
+        if end is not None:
+            sales = sales.where(so.c.transaction_date < end)
+
+        statements: dict[str, Select[Any]] = {
+            "suppliers": suppliers,
+            "products": products,
+            "supplier_products": supplier_products,
+            "stock_levels": stock_levels,
+            "purchase_orders": purchase_orders,
+            "purchase_order_lines": purchase_order_lines,
+            "sales_order_lines": sales,
+        }
+        raw: dict[str, pd.DataFrame] = {}
+        with self._errors("cannot read the ERP database"), self.engine.connect() as conn:
+            for name, stmt in statements.items():
+                raw[name] = pd.read_sql(stmt, conn)
+        raw["stock_levels"]["as_of"] = now
+        raw["supplier_products"] = rank_priority(raw["supplier_products"], ["_idx"])
+        frames = {name: model.coerce(name, frame) for name, frame in raw.items()}
+        return model.ErpSnapshot(**frames)
