@@ -156,6 +156,12 @@ _S_TERMS = (
     "S = ", V("s_level"), " (demand ", V("mu_RL"), " over R + L ", V("T"), " days + SS ",
     V("ss"), ")",
 )  # fmt: skip
+_TRIGGER_TERMS = (
+    "the trigger level s = ", V("trigger"), " (demand ", V("mu_L"), " over L ", V("L"),
+    " days + undershoot ", V("undershoot"), " + safety ", V("trigger_ss"),
+    "; orders last longer than a review)",
+)  # fmt: skip
+_UP_TO = (": order ", V("qty_rule"), " (S = ", V("s_level"), ")")
 _JIT_STOCK = (" on hand ", V("on_hand"), " + on order ", V("on_order"))
 _ROUNDED = (", rounded to ", V("order_qty"), ".")
 _NEXT = (
@@ -183,10 +189,21 @@ REASON_TEMPLATES: dict[str, tuple[str | V, ...]] = {
         ": nothing to order.",
     ),
     "jit_idle": ("Just-in-time: no open customer demand: nothing to order.",),
+    "periodic_emergency_rsq": (
+        "Not an order day (next order day ", V("next_label"), "), but a stockout is expected: ",
+        *_NEXT, "; so today: inventory position ", V("ip"), " is below ", *_TRIGGER_TERMS,
+        *_UP_TO, *_ROUNDED,
+    ),
     "periodic_emergency": (
         "Not an order day (next order day ", V("next_label"), "), but a stockout is expected: ",
         *_NEXT, "; so today: inventory position ", V("ip"), " is below ", *_S_TERMS, ": order ",
         V("qty_rule"), *_ROUNDED,
+    ),
+    "periodic_late_rsq": (
+        "Not an order day (next order day ", V("next_label"), "): a stockout is expected (",
+        *_NEXT, "), but the inventory position ", V("ip"),
+        " already reaches the trigger level s = ", V("trigger"),
+        " (open orders arriving late): nothing more to order.",
     ),
     "periodic_late": (
         "Not an order day (next order day ", V("next_label"), "): a stockout is expected (",
@@ -196,9 +213,18 @@ REASON_TEMPLATES: dict[str, tuple[str | V, ...]] = {
     "periodic_wait": (
         "Next order day ", V("next_label"), ": nothing ordered today; ", *_NEXT, ".",
     ),
+    "periodic_order_rsq": (
+        "Review (", V("review"), "): inventory position ", V("ip"), " is below ",
+        *_TRIGGER_TERMS, *_UP_TO, *_ROUNDED,
+    ),
     "periodic_order": (
         "Review (", V("review"), "): inventory position ", V("ip"),
         " is below the order-up-to level ", *_S_TERMS, ": order ", V("qty_rule"), *_ROUNDED,
+    ),
+    "periodic_idle_rsq": (
+        "Review (", V("review"), "): inventory position ", V("ip"),
+        " is at or above the trigger level s = ", V("trigger"),
+        " (orders last longer than a review): nothing to order.",
     ),
     "periodic_idle": (
         "Review (", V("review"), "): inventory position ", V("ip"),

@@ -10,7 +10,10 @@ Policies (DESIGN.md; docs/policy.md has the full story with sources):
 * ``'periodic (R,S)'`` — suppliers with ``order_days``: R = 7 / order days
   per week; on an order day, when IP < S, order ``max(EOQ, S − IP)`` with
   S = μ_{R+L} + SS, SS protecting R + L (never less than the EOQ, so a SKU
-  whose EOQ lasts several review periods is not ordered at every one). On
+  whose EOQ lasts several review periods is not ordered at every one).
+  When that order outlasts a review period (Q > μ_R) the decision compares
+  IP with the trigger level s = μ_L + E[U] + z·sqrt(σ_L² + Var U) < S
+  instead (E[U], Var U: the undershoot; column ``trigger_level``). On
   other days nothing is ordered (the row names the next order day) unless a
   stockout is expected before an order placed on the next order day could
   arrive: then order now and say so. A supplier without order days is also
@@ -48,7 +51,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -143,6 +146,8 @@ PLAN_COLUMNS = [
     "safety_stock_basis",
     "reorder_point",
     "order_up_to",
+    "trigger_level",
+    "undershoot",
     "cycle_qty",
     "expected_shortage",
     "expected_fill_rate",
@@ -346,6 +351,90 @@ def _arr(x: Any) -> FloatArray:
 def _text(values: pd.Series, default: str) -> TextArray:
     return np.asarray(
         values.astype("string").to_numpy(dtype=object, na_value=default), dtype=object
+    )
+
+
+class _Protection(NamedTuple):
+    """Safety stock over one protection interval (see :func:`_protect`)."""
+
+    z: FloatArray
+    ss: FloatArray
+    esc: FloatArray
+    csl_hat: FloatArray
+    ltd: TextArray
+
+
+def _protect(
+    mu_X: FloatArray,
+    sigma_X: FloatArray,
+    discrete: BoolArray,
+    target: FloatArray,
+    cycle_qty: FloatArray,
+    fill_rate: bool,
+    settings: PlanSettings,
+) -> _Protection:
+    """z (normal rows), safety stock, expected shortage per cycle, expected
+    cycle service and the demand model of a protection interval whose
+    demand has mean ``mu_X`` and standard deviation ``sigma_X``: normal, or
+    (rows ``discrete``) a Poisson / negative binomial count."""
+    n = mu_X.size
+    valid = ~np.isnan(mu_X) & ~np.isnan(sigma_X)
+    discrete = valid & discrete
+    normal = valid & ~discrete
+    z = np.full(n, np.nan)
+    ss = np.full(n, np.nan)
+    esc = np.full(n, np.nan)
+    csl_hat = np.full(n, np.nan)
+    ltd = np.full(n, "normal", dtype=object)
+
+    if normal.any():
+        i = np.flatnonzero(normal)
+        if fill_rate:
+            k = np.maximum(_arr(k_for_fill_rate(target[i], cycle_qty[i], sigma_X[i])), 0.0)
+        else:
+            k = np.asarray(special.ndtri(target[i]), dtype=np.float64)
+        z[i] = k
+        ss[i] = k * sigma_X[i]
+        esc[i] = sigma_X[i] * _arr(normal_loss(k))
+        csl_hat[i] = np.where(sigma_X[i] > 0, special.ndtr(k), 1.0)
+    if discrete.any():
+        i = np.flatnonzero(discrete)
+        dist = DiscreteDemand.fit(mu_X[i], sigma_X[i] ** 2, settings.poisson_tolerance)
+        if fill_rate:
+            s = dist.point_for_shortage((1.0 - target[i]) * cycle_qty[i])
+        else:
+            s = dist.quantile(target[i])
+        ss[i] = s - mu_X[i]
+        esc[i] = dist.expected_shortage(s)
+        csl_hat[i] = dist.cdf(s)
+        ltd[i] = dist.kind()
+    return _Protection(z, ss, esc, csl_hat, ltd)
+
+
+def _undershoot(mu_R: FloatArray, var_R: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Mean and variance of the undershoot U of the inventory position below
+    a trigger level at the review that triggers an order, for per-review
+    demand D_R of mean ``mu_R`` and variance ``var_R`` (renewal
+    approximation: Silver, Pyke & Thomas, *Inventory and Production
+    Management in Supply Chains*, 4th ed. 2017, ch. 7; Hadley & Whitin,
+    *Analysis of Inventory Systems*, 1963, ch. 5)::
+
+        E[U]   = E[D²] / (2 μ_R) = (μ_R² + σ_R²) / (2 μ_R)
+        Var U  = E[D³] / (3 μ_R) − E[U]²
+        E[D³]  = μ_R³ + 3 μ_R σ_R² + κ₃,   κ₃ = 2 σ_R⁴ / μ_R − σ_R²
+
+    κ₃ (third cumulant) is that of the Poisson / negative binomial /
+    binomial count with this mean and variance (Poisson: κ₃ = λ, so
+    E[D³] = λ³ + 3λ² + λ). Rows without review demand (μ_R <= 0): 0, 0."""
+    pos = mu_R > 0
+    m = np.where(pos, mu_R, 1.0)
+    v = np.fmax(var_R, 0.0)
+    e_u = (m**2 + v) / (2.0 * m)
+    third = m**3 + 3.0 * m * v + (2.0 * v**2 / m - v)
+    var_u = np.fmax(third / (3.0 * m) - e_u**2, 0.0)
+    return (
+        np.where(pos, e_u, 0.0).astype(np.float64),
+        np.where(pos, var_u, 0.0).astype(np.float64),
     )
 
 
@@ -591,34 +680,26 @@ def build_plans(
         sigma_X**2 >= mu_X * (1.0 - settings.poisson_tolerance)
     )
     discrete = valid & (np.isin(demand_class, settings.discrete_classes) | slow)
-    normal = valid & ~discrete
-    z = np.full(n, np.nan)
-    ss = np.full(n, np.nan)
-    esc = np.full(n, np.nan)
-    csl_hat = np.full(n, np.nan)
-    ltd = np.full(n, "normal", dtype=object)
+    z, ss, esc, csl_hat, ltd = _protect(
+        mu_X, sigma_X, discrete, target, cycle_qty, fill_rate, settings
+    )
 
-    if normal.any():
-        i = np.flatnonzero(normal)
-        if fill_rate:
-            k = np.maximum(_arr(k_for_fill_rate(target[i], cycle_qty[i], sigma_X[i])), 0.0)
-        else:
-            k = np.asarray(special.ndtri(target[i]), dtype=np.float64)
-        z[i] = k
-        ss[i] = k * sigma_X[i]
-        esc[i] = sigma_X[i] * _arr(normal_loss(k))
-        csl_hat[i] = np.where(sigma_X[i] > 0, special.ndtr(k), 1.0)
-    if discrete.any():
-        i = np.flatnonzero(discrete)
-        dist = DiscreteDemand.fit(mu_X[i], sigma_X[i] ** 2, settings.poisson_tolerance)
-        if fill_rate:
-            s = dist.point_for_shortage((1.0 - target[i]) * cycle_qty[i])
-        else:
-            s = dist.quantile(target[i])
-        ss[i] = s - mu_X[i]
-        esc[i] = dist.expected_shortage(s)
-        csl_hat[i] = dist.cdf(s)
-        ltd[i] = dist.kind()
+    # (R, s, Q) regime: when one order lasts longer than a review period
+    # (Q > μ_R, the demand of a review period) ordering whenever IP < S
+    # over-protects: the order is triggered when IP first falls below a
+    # trigger level s, by an undershoot U, and that position must then last
+    # the lead time. So s = μ_L + E[U] + k·sqrt(σ_L² + Var U) (discrete rows:
+    # the count quantile of that mean and variance), the quantity still
+    # max(EOQ, S − IP). With Q <= μ_R (a plain (R, S) system) s = S. Sources:
+    # Silver, Pyke & Thomas (2017), ch. 7; Hadley & Whitin (1963), ch. 5
+    # (see :func:`_undershoot`).
+    review_demand = mu_RL - mu_L
+    rsq = periodic & ~is_jit & valid & (cycle_qty > review_demand)
+    e_u, var_u = _undershoot(review_demand, np.where(periodic, R, 0.0) * sd**2)
+    sigma_L = _arr(protection_demand_std(np.fmax(d_bar, 0.0), sd, L, sL, 0.0))
+    mu_trig = mu_L + e_u
+    sigma_trig = np.sqrt(sigma_L**2 + var_u)
+    trig = _protect(mu_trig, sigma_trig, discrete, target, cycle_qty, fill_rate, settings)
     ltd[~valid | is_jit] = None  # not modelled: unknown inputs, or no safety stock (jit)
     with np.errstate(divide="ignore", invalid="ignore"):
         fill_hat = np.where(cycle_qty > 0, np.maximum(1.0 - esc / cycle_qty, 0.0), np.nan)
@@ -627,6 +708,14 @@ def build_plans(
     ss = np.where(is_jit, 0.0, ss_stock)
     rop = np.where(is_jit, 0.0, mu_L + ss_stock)
     s_level = np.where(periodic & ~is_jit, mu_RL + ss_stock, np.nan)
+    # The trigger never lies at or above S: where the undershoot model
+    # protects more than S does (intermittent items whose review demand is
+    # a fraction of a unit, with a large E[D²]/E[D]) the row keeps the plain
+    # (R, S) decision (s = S), so an order always goes up to S.
+    s_rsq = mu_trig + trig.ss
+    rsq = rsq & (s_rsq < s_level)
+    undershoot = np.where(rsq, e_u, 0.0)
+    trigger = np.where(rsq, s_rsq, np.where(periodic | is_jit, s_level, rop))
 
     # -- inventory position and the decision
     ip = _arr(inventory_position(on_hand, allocated, on_order))
@@ -634,7 +723,7 @@ def build_plans(
     shortfall = rop - ip
     trigger_cont = ip <= rop
     raw_cont = np.where(trigger_cont, np.fmax(q_eoq, shortfall), 0.0)
-    below_s = ip < s_level
+    below_s = ip < trigger
     raw_up_to = np.where(below_s, np.fmax(q_eoq, s_level - ip), 0.0)
     available_next = free + due_next
     at_risk_off_day = ~order_day & (available_next < mu_next)
@@ -691,6 +780,9 @@ def build_plans(
         "ip": ip,
         "rop": rop,
         "s_level": s_level,
+        "trigger": trigger,
+        "undershoot": undershoot,
+        "trigger_ss": trigger - mu_trig,
         "mu_L": mu_L,
         "mu_RL": mu_RL,
         "mu_next": mu_next,
@@ -720,10 +812,14 @@ def build_plans(
         "jit_wait": jit_wait,
         "jit_covered": is_jit & (open_demand > 0),
         "jit_idle": is_jit,
+        "periodic_emergency_rsq": rsq & ~order_day & needs_order,
         "periodic_emergency": periodic & ~order_day & needs_order,
+        "periodic_late_rsq": rsq & at_risk_off_day,
         "periodic_late": periodic & at_risk_off_day,
         "periodic_wait": periodic & ~order_day,
+        "periodic_order_rsq": rsq & needs_order,
         "periodic_order": periodic & needs_order,
+        "periodic_idle_rsq": rsq,
         "periodic_idle": periodic,
         "stock_order_no_eoq": needs_order & np.isnan(q_eoq),
         "stock_order": needs_order,
@@ -801,6 +897,8 @@ def build_plans(
             "safety_stock_basis": basis,
             "reorder_point": rop,
             "order_up_to": s_level,
+            "trigger_level": trigger,
+            "undershoot": undershoot,
             "cycle_qty": cycle_qty,
             "expected_shortage": np.where(is_jit, np.nan, esc),
             "expected_fill_rate": np.where(is_jit, np.nan, fill_hat),

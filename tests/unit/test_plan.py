@@ -307,7 +307,9 @@ def test_far_below_reorder_point_tops_up_beyond_eoq() -> None:
 def test_periodic_review_orders_up_to_s_at_least_an_eoq() -> None:
     """R = 7 (no order days, so every day is a review): SS = z·sqrt((4 + 7)·4 + 100·1)
     protects R + L, S = 10·11 + SS. IP 45 < S: order max(EOQ, S − IP) =
-    EOQ 604.2 → 612 (an (R, S) system never orders less than the EOQ)."""
+    EOQ 604.2 → 612 (an (R, S) system never orders less than the EOQ). The
+    EOQ outlasts a review (Q > 70), so the order is triggered below
+    s = μ_L + E[U] + z·sqrt(σ_L² + Var U) = 113.4 < S (test_policy_defaults)."""
     plans = build_plans(
         _snapshot(), _forecast(), _lead_times(), AS_OF, PlanSettings(review_period_days=7)
     )
@@ -320,7 +322,9 @@ def test_periodic_review_orders_up_to_s_at_least_an_eoq() -> None:
     assert a["reorder_point"] == pytest.approx(40 + ss)  # μ_L + SS, for reference
     assert a["raw_qty"] == pytest.approx(a["eoq"])
     assert a["order_qty"] == 612
-    assert "below the order-up-to level S = 129.7" in a["reason"]
+    assert a["trigger_level"] < a["order_up_to"]
+    assert "below the trigger level s = 113.4" in a["reason"]
+    assert "(S = 129.7)" in a["reason"]
     assert "max(EOQ 604.2, S − IP 84.7) = 604.2" in a["reason"]
 
 
