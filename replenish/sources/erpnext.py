@@ -20,14 +20,8 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
-    Column,
-    Date,
-    Float,
-    Integer,
     MetaData,
     Select,
-    String,
-    Table,
     and_,
     case,
     func,
@@ -39,84 +33,102 @@ from sqlalchemy import (
 from replenish import model
 from replenish.sources.db import safe_url
 from replenish.sources.generic import DEFAULT_HISTORY_DAYS, GenericErp, day_end
-from replenish.sources.odoo import check_schema, rank_priority
+from replenish.sources.profile import (
+    check_schema,
+    date_col,
+    float_col,
+    int_col,
+    rank_priority,
+    str_col,
+    table,
+)
 
 _MD = MetaData()
 
 
-def _t(name: str, *cols: Column[Any]) -> Table:
-    return Table(name, _MD, *cols)
-
-
-def _i(name: str) -> Column[Any]:
-    return Column(name, Integer)
-
-
-def _s(name: str) -> Column[Any]:
-    return Column(name, String)
-
-
-def _f(name: str) -> Column[Any]:
-    return Column(name, Float)
-
-
-def _d(name: str) -> Column[Any]:
-    return Column(name, Date)
-
-
-item = _t(
+item = table(
+    _MD,
     "tabItem",
-    _s("name"),
-    _s("item_name"),
-    _s("item_group"),
-    _f("valuation_rate"),
-    _f("standard_rate"),
-    _f("last_purchase_rate"),
-    _f("min_order_qty"),
-    _f("lead_time_days"),
-    _i("disabled"),
-    _i("is_stock_item"),
+    str_col("name"),
+    str_col("item_name"),
+    str_col("item_group"),
+    float_col("valuation_rate"),
+    float_col("standard_rate"),
+    float_col("last_purchase_rate"),
+    float_col("min_order_qty"),
+    float_col("lead_time_days"),
+    int_col("disabled"),
+    int_col("is_stock_item"),
 )
-item_supplier = _t(
-    "tabItem Supplier", _s("parent"), _i("idx"), _s("supplier"), _s("supplier_part_no")
+item_supplier = table(
+    _MD,
+    "tabItem Supplier",
+    str_col("parent"),
+    int_col("idx"),
+    str_col("supplier"),
+    str_col("supplier_part_no"),
 )
-supplier = _t(
-    "tabSupplier", _s("name"), _s("supplier_name"), _s("email_id"), _s("default_currency")
+supplier = table(
+    _MD,
+    "tabSupplier",
+    str_col("name"),
+    str_col("supplier_name"),
+    str_col("email_id"),
+    str_col("default_currency"),
 )
-bin_ = _t("tabBin", _s("item_code"), _s("warehouse"), _f("actual_qty"), _f("reserved_qty"))
-purchase_order = _t(
+bin_ = table(
+    _MD,
+    "tabBin",
+    str_col("item_code"),
+    str_col("warehouse"),
+    float_col("actual_qty"),
+    float_col("reserved_qty"),
+)
+purchase_order = table(
+    _MD,
     "tabPurchase Order",
-    _s("name"),
-    _s("supplier"),
-    _d("transaction_date"),
-    _d("schedule_date"),
-    _s("status"),
-    _i("docstatus"),
-    _s("set_warehouse"),
+    str_col("name"),
+    str_col("supplier"),
+    date_col("transaction_date"),
+    date_col("schedule_date"),
+    str_col("status"),
+    int_col("docstatus"),
+    str_col("set_warehouse"),
 )
-purchase_order_item = _t(
+purchase_order_item = table(
+    _MD,
     "tabPurchase Order Item",
-    _s("name"),
-    _s("parent"),
-    _i("idx"),
-    _s("item_code"),
-    _f("qty"),
-    _f("received_qty"),
-    _s("warehouse"),
+    str_col("name"),
+    str_col("parent"),
+    int_col("idx"),
+    str_col("item_code"),
+    float_col("qty"),
+    float_col("received_qty"),
+    str_col("warehouse"),
 )
-purchase_receipt = _t("tabPurchase Receipt", _s("name"), _d("posting_date"), _i("docstatus"))
-purchase_receipt_item = _t("tabPurchase Receipt Item", _s("parent"), _s("purchase_order_item"))
-sales_order = _t(
-    "tabSales Order", _s("name"), _d("transaction_date"), _s("status"), _i("docstatus")
+purchase_receipt = table(
+    _MD, "tabPurchase Receipt", str_col("name"), date_col("posting_date"), int_col("docstatus")
 )
-sales_order_item = _t(
+purchase_receipt_item = table(
+    _MD, "tabPurchase Receipt Item", str_col("parent"), str_col("purchase_order_item")
+)
+sales_order = table(
+    _MD,
+    "tabSales Order",
+    str_col("name"),
+    date_col("transaction_date"),
+    str_col("status"),
+    int_col("docstatus"),
+)
+sales_order_item = table(
+    _MD,
     "tabSales Order Item",
-    _s("parent"),
-    _i("idx"),
-    _s("item_code"),
-    _f("qty"),
-    _f("delivered_qty"),
-    _s("warehouse"),
+    str_col("parent"),
+    int_col("idx"),
+    str_col("item_code"),
+    float_col("qty"),
+    float_col("delivered_qty"),
+    str_col("warehouse"),
 )
 
 #: The ERPNext tables the profile reads, with the columns it needs.

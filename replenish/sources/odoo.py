@@ -21,18 +21,14 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
-    Engine,
     Float,
-    Integer,
     MetaData,
     Select,
     String,
-    Table,
     and_,
     case,
     cast,
     func,
-    inspect,
     literal,
     null,
     or_,
@@ -41,106 +37,125 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from replenish import model
-from replenish.errors import ContractError
 from replenish.sources.db import safe_url
 from replenish.sources.generic import DEFAULT_HISTORY_DAYS, GenericErp, day_end
+from replenish.sources.profile import (
+    check_schema,
+    float_col,
+    int_col,
+    rank_priority,
+    str_col,
+    table,
+)
 
 _MD = MetaData()
 
 
-def _t(name: str, *cols: Column[Any]) -> Table:
-    return Table(name, _MD, *cols)
-
-
-def _i(name: str) -> Column[Any]:
-    return Column(name, Integer)
-
-
-def _s(name: str) -> Column[Any]:
-    return Column(name, String)
-
-
-def _f(name: str) -> Column[Any]:
-    return Column(name, Float)
-
-
-product_product = _t(
+product_product = table(
+    _MD,
     "product_product",
-    _i("id"),
-    _s("default_code"),
-    _i("product_tmpl_id"),
+    int_col("id"),
+    str_col("default_code"),
+    int_col("product_tmpl_id"),
     Column("active", Boolean),
     # unit cost, Odoo >= 18: company-dependent fields are jsonb {"<company id>": value}
     Column("standard_price", JSONB),
 )
-product_template = _t(
+product_template = table(
+    _MD,
     "product_template",
-    _i("id"),
-    _s("name"),
-    _f("list_price"),
-    _i("categ_id"),
-    _s("type"),
+    int_col("id"),
+    str_col("name"),
+    float_col("list_price"),
+    int_col("categ_id"),
+    str_col("type"),
     Column("active", Boolean),
 )
-product_category = _t("product_category", _i("id"), _s("name"))
-res_partner = _t("res_partner", _i("id"), _s("name"), _s("email"))
-product_supplierinfo = _t(
+product_category = table(_MD, "product_category", int_col("id"), str_col("name"))
+res_partner = table(_MD, "res_partner", int_col("id"), str_col("name"), str_col("email"))
+product_supplierinfo = table(
+    _MD,
     "product_supplierinfo",
-    _i("id"),
-    _i("partner_id"),
-    _i("product_tmpl_id"),
-    _i("product_id"),
-    _f("min_qty"),
-    _i("delay"),
-    _f("price"),
-    _i("sequence"),
-    _s("product_code"),
+    int_col("id"),
+    int_col("partner_id"),
+    int_col("product_tmpl_id"),
+    int_col("product_id"),
+    float_col("min_qty"),
+    int_col("delay"),
+    float_col("price"),
+    int_col("sequence"),
+    str_col("product_code"),
 )
-stock_warehouse = _t("stock_warehouse", _i("id"), _s("code"), _i("lot_stock_id"))
-stock_location = _t("stock_location", _i("id"), _s("parent_path"), _s("usage"))
-stock_quant = _t(
-    "stock_quant", _i("product_id"), _i("location_id"), _f("quantity"), _f("reserved_quantity")
+stock_warehouse = table(
+    _MD, "stock_warehouse", int_col("id"), str_col("code"), int_col("lot_stock_id")
 )
-stock_picking_type = _t("stock_picking_type", _i("id"), _i("warehouse_id"))
-purchase_order = _t(
+stock_location = table(
+    _MD, "stock_location", int_col("id"), str_col("parent_path"), str_col("usage")
+)
+stock_quant = table(
+    _MD,
+    "stock_quant",
+    int_col("product_id"),
+    int_col("location_id"),
+    float_col("quantity"),
+    float_col("reserved_quantity"),
+)
+stock_picking_type = table(_MD, "stock_picking_type", int_col("id"), int_col("warehouse_id"))
+purchase_order = table(
+    _MD,
     "purchase_order",
-    _i("id"),
-    _s("name"),
-    _i("partner_id"),
-    _s("state"),
+    int_col("id"),
+    str_col("name"),
+    int_col("partner_id"),
+    str_col("state"),
     Column("date_order", DateTime),
     Column("date_planned", DateTime),
-    _i("picking_type_id"),
+    int_col("picking_type_id"),
 )
-purchase_order_line = _t(
+purchase_order_line = table(
+    _MD,
     "purchase_order_line",
-    _i("id"),
-    _i("order_id"),
-    _i("product_id"),
-    _f("product_qty"),
-    _f("qty_received"),
+    int_col("id"),
+    int_col("order_id"),
+    int_col("product_id"),
+    float_col("product_qty"),
+    float_col("qty_received"),
 )
-stock_move = _t(
-    "stock_move", _i("product_id"), _i("purchase_line_id"), _s("state"), Column("date", DateTime)
+stock_move = table(
+    _MD,
+    "stock_move",
+    int_col("product_id"),
+    int_col("purchase_line_id"),
+    str_col("state"),
+    Column("date", DateTime),
 )
-sale_order = _t(
+sale_order = table(
+    _MD,
     "sale_order",
-    _i("id"),
-    _s("name"),
-    _s("state"),
+    int_col("id"),
+    str_col("name"),
+    str_col("state"),
     Column("date_order", DateTime),
-    _i("warehouse_id"),
+    int_col("warehouse_id"),
 )
-sale_order_line = _t(
+sale_order_line = table(
+    _MD,
     "sale_order_line",
-    _i("id"),
-    _i("order_id"),
-    _i("product_id"),
-    _f("product_uom_qty"),
-    _f("qty_delivered"),
+    int_col("id"),
+    int_col("order_id"),
+    int_col("product_id"),
+    float_col("product_uom_qty"),
+    float_col("qty_delivered"),
 )
 # unit cost, Odoo <= 17: the company-dependent standard_price lives in ir_property
-ir_property = _t("ir_property", _s("name"), _s("res_id"), _i("company_id"), _f("value_float"))
+ir_property = table(
+    _MD,
+    "ir_property",
+    str_col("name"),
+    str_col("res_id"),
+    int_col("company_id"),
+    float_col("value_float"),
+)
 
 #: The Odoo tables the profile reads, with the columns it needs.
 _OPTIONAL = {("product_product", "standard_price")}
@@ -161,42 +176,6 @@ PO_STATUS: Mapping[str, str] = {
 }
 #: sale_order.state values that are orders (quotations 'draft'/'sent' are not demand)
 SALE_CONFIRMED = ("sale", "done")
-
-
-def check_schema(
-    engine: Engine, url: str, profile: str, required: Mapping[str, tuple[str, ...]]
-) -> dict[str, set[str]]:
-    """Raise :class:`ContractError` naming the first missing ERP table or
-    column of ``required``; return the columns of every table in the database
-    (so a profile can look for optional ones)."""
-    insp = inspect(engine)
-    present = set(insp.get_table_names())
-    for name in required:
-        if name not in present:
-            raise ContractError(
-                f"ERP database {safe_url(url)}: table {name!r} is missing "
-                f"(the {profile} profile reads {', '.join(required)})"
-            )
-    found: dict[str, set[str]] = {}
-    for name in present:
-        found[name] = {c["name"] for c in insp.get_columns(name)}
-    for name, cols in required.items():
-        missing = [c for c in cols if c not in found[name]]
-        if missing:
-            raise ContractError(
-                f"ERP database {safe_url(url)}: table {name!r} has no column "
-                f"{missing[0]!r} (the {profile} profile reads {', '.join(cols)})"
-            )
-    return found
-
-
-def rank_priority(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """One row per (sku, supplier_id), the first by ``order``; ``priority``
-    1..n per SKU in that order (1 = preferred)."""
-    frame = frame.sort_values(["sku", *order], kind="stable")
-    frame = frame.drop_duplicates(["sku", "supplier_id"]).copy()
-    frame["priority"] = frame.groupby("sku").cumcount() + 1
-    return frame.reset_index(drop=True)
 
 
 class OdooErp(GenericErp):
