@@ -15,10 +15,9 @@ missing ERPNext table or column raises :class:`ContractError` naming it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import (
     MetaData,
     Select,
@@ -32,7 +31,12 @@ from sqlalchemy import (
 
 from replenish import model
 from replenish.sources.db import safe_url
-from replenish.sources.generic import DEFAULT_HISTORY_DAYS, GenericErp, day_end
+from replenish.sources.generic import (
+    DEFAULT_HISTORY_DAYS,
+    GenericErp,
+    ReadWindow,
+    coerced_snapshot,
+)
 from replenish.sources.profile import (
     check_schema,
     date_col,
@@ -170,10 +174,10 @@ class ErpNextErp(GenericErp):
         :meth:`GenericErp.read_snapshot` for the window and replay rules).
         ERPNext's order dates are DATE columns: they compare with dates."""
         self.check_contract()
-        start = as_of - timedelta(days=history_days)
-        now = now or datetime.now()
-        end: date | None = day_end(as_of).date() if day_end(as_of) <= now else None
-        sku_filter = list(dict.fromkeys(skus)) if skus else None
+        window = ReadWindow.of(as_of, history_days, skus, now)
+        now, sku_filter = window.now, window.skus
+        start = window.start.date()
+        end = window.end.date() if window.end is not None else None
 
         def skus_only(stmt: Select[Any], col: Any) -> Select[Any]:
             return stmt.where(col.in_(sku_filter)) if sku_filter is not None else stmt
@@ -325,11 +329,7 @@ class ErpNextErp(GenericErp):
             "purchase_order_lines": purchase_order_lines,
             "sales_order_lines": sales,
         }
-        raw: dict[str, pd.DataFrame] = {}
-        with self._errors("cannot read the ERP database"), self.engine.connect() as conn:
-            for name, stmt in statements.items():
-                raw[name] = pd.read_sql(stmt, conn)
+        raw = self._read_frames(statements)
         raw["stock_levels"]["as_of"] = now
         raw["supplier_products"] = rank_priority(raw["supplier_products"], ["_idx"])
-        frames = {name: model.coerce(name, frame) for name, frame in raw.items()}
-        return model.ErpSnapshot(**frames)
+        return coerced_snapshot(raw)

@@ -12,6 +12,7 @@ missing table or column raises :class:`ContractError` naming it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -32,6 +33,41 @@ def day_end(as_of: date) -> datetime:
     """The first instant after ``as_of``: rows strictly before it are known on
     the evening of ``as_of``."""
     return datetime.combine(as_of + timedelta(days=1), time.min)
+
+
+@dataclass(frozen=True)
+class ReadWindow:
+    """What a read for ``as_of`` may see, the same for every ERP profile.
+
+    Rows from ``start`` (``as_of − history_days``); when ``as_of`` is in the
+    past (a replay) only rows before ``end``, the end of the as-of day: they
+    were not known then. When it is today, ``end`` is None and rows stamped
+    in the future are read, so that the validation gate can reject them by
+    name instead of silently dropping them. ``skus``: the SKU filter, or None.
+    """
+
+    start: datetime
+    end: datetime | None
+    now: datetime
+    skus: list[str] | None
+
+    @classmethod
+    def of(
+        cls, as_of: date, history_days: int, skus: Sequence[str] | None, now: datetime | None
+    ) -> ReadWindow:
+        now = now or datetime.now()
+        cutoff = day_end(as_of)
+        return cls(
+            start=datetime.combine(as_of - timedelta(days=history_days), time.min),
+            end=cutoff if cutoff <= now else None,
+            now=now,
+            skus=list(dict.fromkeys(skus)) if skus else None,
+        )
+
+
+def coerced_snapshot(raw: dict[str, pd.DataFrame]) -> model.ErpSnapshot:
+    """A snapshot of the frames read, each coerced to its contract table."""
+    return model.ErpSnapshot(**{name: model.coerce(name, frame) for name, frame in raw.items()})
 
 
 class GenericErp:
@@ -84,19 +120,11 @@ class GenericErp:
         skus: Sequence[str] | None = None,
         now: datetime | None = None,
     ) -> model.ErpSnapshot:
-        """Everything the nightly plan needs, known on the evening of ``as_of``.
-
-        Sales, returns and stock history are read from ``as_of −
-        history_days``. When ``as_of`` is in the past (a replay), rows after
-        it are not read: they were not known then. When it is today, rows
-        stamped in the future are read, so that the validation gate can
-        reject them by name instead of silently dropping them.
-        """
+        """Everything the nightly plan needs, known on the evening of ``as_of``
+        (sales, returns and stock history within :class:`ReadWindow`)."""
         present = self.check_contract()
-        start = datetime.combine(as_of - timedelta(days=history_days), time.min)
-        now = now or datetime.now()
-        end: datetime | None = day_end(as_of) if day_end(as_of) <= now else None
-        sku_filter = list(dict.fromkeys(skus)) if skus else None
+        window = ReadWindow.of(as_of, history_days, skus, now)
+        start, end, sku_filter = window.start, window.end, window.skus
         t = model.ERP_METADATA.tables
 
         def q(table: Table, date_col: str | None = None) -> Select[Any]:
@@ -137,11 +165,12 @@ class GenericErp:
                 t["promotions"].c.end_date >= start.date()
             )
 
-        frames: dict[str, pd.DataFrame] = {}
+        return coerced_snapshot(self._read_frames(statements))
+
+    def _read_frames(self, statements: dict[str, Select[Any]]) -> dict[str, pd.DataFrame]:
+        """Run every statement on one connection; the frames as read."""
         with self._errors("cannot read the ERP database"), self.engine.connect() as conn:
-            for name, stmt in statements.items():
-                frames[name] = model.coerce(name, pd.read_sql(stmt, conn))
-        return model.ErpSnapshot(**frames)
+            return {name: pd.read_sql(stmt, conn) for name, stmt in statements.items()}
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -13,10 +13,9 @@ missing Odoo table or column raises :class:`ContractError` naming it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import (
     Boolean,
     Column,
@@ -38,7 +37,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from replenish import model
 from replenish.sources.db import safe_url
-from replenish.sources.generic import DEFAULT_HISTORY_DAYS, GenericErp, day_end
+from replenish.sources.generic import (
+    DEFAULT_HISTORY_DAYS,
+    GenericErp,
+    ReadWindow,
+    coerced_snapshot,
+)
 from replenish.sources.profile import (
     check_schema,
     float_col,
@@ -243,10 +247,8 @@ class OdooErp(GenericErp):
         :meth:`GenericErp.read_snapshot` for the window and replay rules)."""
         with self._errors("cannot read the ERP database"):
             columns = check_schema(self.engine, self.url, self.name, REQUIRED)
-        start = datetime.combine(as_of - timedelta(days=history_days), time.min)
-        now = now or datetime.now()
-        end: datetime | None = day_end(as_of) if day_end(as_of) <= now else None
-        sku_filter = list(dict.fromkeys(skus)) if skus else None
+        window = ReadWindow.of(as_of, history_days, skus, now)
+        start, end, now, sku_filter = window.start, window.end, window.now, window.skus
 
         pp, pt = product_product, product_template
         sku = pp.c.default_code
@@ -411,14 +413,10 @@ class OdooErp(GenericErp):
             "purchase_order_lines": purchase_order_lines,
             "sales_order_lines": sales,
         }
-        raw: dict[str, pd.DataFrame] = {}
-        with self._errors("cannot read the ERP database"), self.engine.connect() as conn:
-            for name, stmt in statements.items():
-                raw[name] = pd.read_sql(stmt, conn)
+        raw = self._read_frames(statements)
         raw["stock_levels"]["as_of"] = now
         raw["products"]["name"] = raw["products"]["name"].map(self._translated)
         raw["supplier_products"] = rank_priority(
             raw["supplier_products"], ["sequence", "_min_qty", "_id"]
         )
-        frames = {name: model.coerce(name, frame) for name, frame in raw.items()}
-        return model.ErpSnapshot(**frames)
+        return coerced_snapshot(raw)
