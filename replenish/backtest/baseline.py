@@ -53,14 +53,19 @@ class MinMaxBaseline:
         moq: npt.ArrayLike,
         pack_size: npt.ArrayLike,
         review_days: float = 14.0,
+        safety_days: float = 0.0,
     ) -> MinMaxBaseline:
-        """min = d · L and max = min + d · review_days (module docstring).
-        A missing d or L gives NaN levels: that series never orders."""
+        """min = d · (L + safety_days) and max = min + d · review_days (module
+        docstring; ``safety_days`` 0 is the issue's rule, more is the padded
+        rule of :mod:`replenish.backtest.frontier`). A missing d or L gives
+        NaN levels: that series never orders."""
         if not review_days >= 0:
             raise ValueError("review_days must be >= 0")
         d = np.asarray(mean_daily_demand, dtype=np.float64)
         lt = np.asarray(lead_time, dtype=np.float64)
-        minimum = d * lt
+        if not safety_days >= 0:
+            raise ValueError("safety_days must be >= 0")
+        minimum = d * (lt + safety_days)
         return cls(
             minimum=minimum,
             maximum=minimum + d * review_days,

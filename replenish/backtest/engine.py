@@ -57,6 +57,7 @@ import pandas as pd
 
 from replenish.backtest.accuracy import AccuracyCollector
 from replenish.backtest.baseline import MinMaxBaseline
+from replenish.backtest.frontier import DEFAULT_SAFETY_DAYS, equal_service
 from replenish.backtest.metrics import Trajectory, service_metrics
 from replenish.backtest.supply import LeadTimeDraws, empirical_lead_times
 from replenish.errors import ConfigurationError, ReplenishError
@@ -113,6 +114,10 @@ class BacktestConfig:
         min_receipts: receipts needed to draw from a pair's or a supplier's
             own history (:mod:`replenish.backtest.supply`).
         min_history_days: days of sales needed before ``start``.
+        frontier_safety_days: the grid of safety days s of the padded
+            min/max rule replayed beside (min = d·(L + s)), to compare stock
+            at equal service (:mod:`replenish.backtest.frontier`); empty:
+            no frontier.
     """
 
     start: date
@@ -126,6 +131,7 @@ class BacktestConfig:
     accuracy_horizon: int = 7
     min_receipts: int = 3
     min_history_days: int = 28
+    frontier_safety_days: tuple[float, ...] = DEFAULT_SAFETY_DAYS
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -143,6 +149,12 @@ class BacktestConfig:
             raise ConfigurationError(
                 f"backtest: history_days must be >= {self.min_history_days}, "
                 f"got {self.history_days}"
+            )
+        grid = tuple(float(x) for x in self.frontier_safety_days)
+        if any(not x >= 0 for x in grid) or list(grid) != sorted(set(grid)):
+            raise ConfigurationError(
+                "backtest: frontier safety days must be distinct, increasing and >= 0, "
+                f"got {self.frontier_safety_days}"
             )
         if not self.review_days >= 0:
             raise ConfigurationError(f"backtest: review_days must be >= 0, got {self.review_days}")
@@ -191,12 +203,14 @@ class BacktestResult:
     parameters: dict[str, Any]
     series: pd.DataFrame = field(repr=False)
     orders: pd.DataFrame = field(repr=False)
+    equal_service: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (``replenish backtest --format json``)."""
         return {
             "policy": self.policy,
             "baseline": self.baseline,
+            "equal_service": self.equal_service,
             "forecast_accuracy": self.forecast_accuracy,
             "parameters": self.parameters,
         }
@@ -572,6 +586,17 @@ class _Replay:
             pack,
             cfg.review_days,
         )
+        padded = [
+            MinMaxBaseline.from_history(
+                start_demand.mean(axis=1) if history.n_days else np.zeros(n),
+                _num(p0["lead_time_mean"]),
+                moq,
+                pack,
+                cfg.review_days,
+                safety_days=s,
+            )
+            for s in cfg.frontier_safety_days
+        ]
         truth = empirical_lead_times(
             self.snap, keys["sku"].to_numpy(), self.supplier, cfg.min_receipts
         )
@@ -582,6 +607,7 @@ class _Replay:
         accuracy = AccuracyCollector(horizon=cfg.accuracy_horizon)
         pol = _Sim(n, n_days, initial)
         base = _Sim(n, n_days, initial)
+        pads = [_Sim(n, n_days, initial) for _ in padded]
         fit_day = 0
         mismatch_days = 0
         for k in range(n_days):
@@ -601,27 +627,41 @@ class _Replay:
             mismatch_days += _state_mismatch(plans, p_idx, pol)
             pol.order(k, np.nan_to_num(qty), truth, uniforms, np.nan_to_num(lt_plan))
             base.order(k, baseline.order_qty(base.on_hand + base.on_order), truth, uniforms)
+            for rule, sim in zip(padded, pads, strict=True):
+                sim.order(k, rule.order_qty(sim.on_hand + sim.on_order), truth, uniforms)
             # 2. receive, 3. serve
-            pol.receive_and_serve(k, demand[:, k])
-            base.receive_and_serve(k, demand[:, k])
+            for sim in (pol, base, *pads):
+                sim.receive_and_serve(k, demand[:, k])
 
         unit_cost = self._unit_cost(keys, p0)
         order_cost = np.full(n, float(settings.order_cost))
         if "order_cost" in p0:  # the supplier's K, where the plan knows it
             known = _num(p0["order_cost"])
             order_cost = np.where(np.isfinite(known), known, order_cost)
-        results = {
-            name: service_metrics(
+        abc = p0["abc_class"].astype("string").fillna("C").to_numpy(dtype=object)
+
+        def metrics(sim: _Sim) -> dict[str, Any]:
+            return service_metrics(
                 sim.trajectory(demand),
                 unit_cost,
                 _num(p0["service_level"]),
-                p0["abc_class"].astype("string").fillna("C").to_numpy(dtype=object),
+                abc,
                 ABC_CLASSES,
                 order_cost=order_cost,
                 holding_rate=float(settings.holding_cost_rate),
             )
-            for name, sim in (("policy", pol), ("baseline", base))
-        }
+
+        results = {"policy": metrics(pol), "baseline": metrics(base)}
+        matched = (
+            equal_service(
+                results["policy"],
+                [metrics(sim) for sim in pads],
+                cfg.frontier_safety_days,
+                ABC_CLASSES,
+            )
+            if pads
+            else None
+        )
         fc_accuracy = accuracy.summary(demand, censored)
         elapsed = time.perf_counter() - clock
         return BacktestResult(
@@ -636,6 +676,7 @@ class _Replay:
                 keys, p0, initial, baseline, truth, unit_cost, pol, base, demand
             ),
             orders=self._orders_frame(keys, pol, base),
+            equal_service=matched,
         )
 
     def _orders_frame(self, keys: pd.DataFrame, pol: _Sim, base: _Sim) -> pd.DataFrame:

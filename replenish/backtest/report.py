@@ -114,6 +114,39 @@ def _accuracy_table(acc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _equal_service_table(matched: dict[str, Any] | None) -> list[str]:
+    if not matched:
+        return []
+    grid = ", ".join(f"{s:g}" for s in matched["safety_days"])
+    lines = [
+        f"Stock at equal service: min/max padded with s safety days (min = d·(L + s)), s in {grid}",
+        f"{'':<24}{'service':>10}{'s':>8}{'min/max':>14}{'policy':>14}{'saving':>9}",
+    ]
+    scopes = [("All series", matched["overall"])]
+    scopes += [(f"Class {c}", m) for c, m in matched["by_class"].items()]
+    names = {"cycle_service_level": "cycle service", "fill_rate": "fill rate"}
+    for title, by_measure in scopes:
+        lines.append(title)
+        for measure, m in by_measure.items():
+            if m["beyond_grid"]:
+                s_txt, base_txt, save_txt = f">{matched['safety_days'][-1]:g}", "not reached", "–"
+            elif m["baseline_safety_days"] is None:
+                s_txt, base_txt, save_txt = "–", "n/a", "–"
+            else:
+                s_txt = f"{m['baseline_safety_days']:.1f}"
+                base_txt = _money(m["baseline_stock_value"])
+                save_txt = _signed_pct(m["stock_saving"])
+            lines.append(
+                f"  {names[measure]:<22}{_pct(m['policy']):>10}{s_txt:>8}"
+                f"{base_txt:>14}{_money(m['policy_stock_value']):>14}{save_txt:>9}"
+            )
+    lines.append(
+        "  (s: safety days the min/max needs to reach the policy's service; saving: "
+        "1 − policy stock / its stock)"
+    )
+    return lines
+
+
 def format_table(result: BacktestResult) -> str:
     """A readable side-by-side report of the policy and the baseline."""
     p = result.parameters
@@ -138,5 +171,12 @@ def format_table(result: BacktestResult) -> str:
         "",
     ]
     return "\n".join(
-        [*head, *_service_table(result), "", *_accuracy_table(result.forecast_accuracy)]
+        [
+            *head,
+            *_service_table(result),
+            "",
+            *_equal_service_table(result.equal_service),
+            "",
+            *_accuracy_table(result.forecast_accuracy),
+        ]
     )

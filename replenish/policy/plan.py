@@ -243,6 +243,16 @@ class PlanSettings:
             service against a 90 % target).
         max_cycle_cover_days: the order quantity (EOQ) never exceeds this
             many days of demand; ``eoq_uncapped`` shows the EOQ itself.
+            14 by default: at most two weeks of demand per order (the backtest
+            on the demo shop: about a quarter less stock than the padded
+            min/max at equal service, for more, smaller orders; raise it
+            where ordering is expensive).
+        max_trigger_cover_days: under (R, s, Q) the trigger level s may lie
+            above S (lumpy items: the undershoot of one large order); S is
+            then raised to s, but s never protects more than this many days
+            of demand beyond μ_{R+L} (an item selling 0.05/day in orders of
+            20 would otherwise hold a year of stock; such items belong in
+            'jit', as the suggested mode says).
         abc_a_share, abc_b_share: cumulative value shares closing A and B.
         discrete_classes: demand classes planned with a discrete
             (Poisson / negative binomial) protection-interval demand.
@@ -270,7 +280,8 @@ class PlanSettings:
     order_cost: float = 50.0
     holding_cost_rate: float = 0.25
     review_period_days: float = 1.0
-    max_cycle_cover_days: float = 30.0
+    max_cycle_cover_days: float = 14.0
+    max_trigger_cover_days: float = 60.0
     abc_a_share: float = 0.8
     abc_b_share: float = 0.95
     discrete_classes: tuple[str, ...] = ("intermittent", "lumpy")
@@ -310,6 +321,8 @@ class PlanSettings:
             raise ValueError("review_period_days must be >= 0")
         if not self.max_cycle_cover_days > 0:
             raise ValueError("max_cycle_cover_days must be > 0")
+        if not self.max_trigger_cover_days >= 0:
+            raise ValueError("max_trigger_cover_days must be >= 0")
         if not 0 < self.abc_a_share <= self.abc_b_share <= 1:
             raise ValueError("need 0 < abc_a_share <= abc_b_share <= 1")
         if not self.discrete_below_mean >= 0:
@@ -704,18 +717,24 @@ def build_plans(
     with np.errstate(divide="ignore", invalid="ignore"):
         fill_hat = np.where(cycle_qty > 0, np.maximum(1.0 - esc / cycle_qty, 0.0), np.nan)
 
-    ss_stock = ss
+    ss_stock = np.where(discrete, np.fmax(ss, 0.0), ss)
     ss = np.where(is_jit, 0.0, ss_stock)
     rop = np.where(is_jit, 0.0, mu_L + ss_stock)
     s_level = np.where(periodic & ~is_jit, mu_RL + ss_stock, np.nan)
-    # The trigger never lies at or above S: where the undershoot model
-    # protects more than S does (intermittent items whose review demand is
-    # a fraction of a unit, with a large E[D²]/E[D]) the row keeps the plain
-    # (R, S) decision (s = S), so an order always goes up to S.
-    s_rsq = mu_trig + trig.ss
-    rsq = rsq & (s_rsq < s_level)
+    # Where the undershoot model protects more than S does (lumpy items: one
+    # customer order takes several days of demand at once, a large E[D²]/E[D])
+    # the trigger stays where the model puts it, capped at
+    # max_trigger_cover_days of demand beyond μ_{R+L}, and S is raised to it:
+    # an order always brings the position to at least the trigger. (Keeping
+    # s = S there measured 81 % cycle service on the demo's C items against
+    # an 89 % target.) A stock item's safety stock is never negative (a count
+    # quantile below the mean of a skewed demand): S >= μ, so an empty shelf
+    # is restocked.
+    s_rsq = mu_trig + np.where(discrete, np.fmax(trig.ss, 0.0), trig.ss)
+    s_rsq = np.fmin(s_rsq, mu_RL + np.fmax(d, 0.0) * settings.max_trigger_cover_days)
     undershoot = np.where(rsq, e_u, 0.0)
     trigger = np.where(rsq, s_rsq, np.where(periodic | is_jit, s_level, rop))
+    s_level = np.where(rsq, np.fmax(s_level, s_rsq), s_level)
 
     # -- inventory position and the decision
     ip = _arr(inventory_position(on_hand, allocated, on_order))

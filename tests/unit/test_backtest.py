@@ -341,9 +341,11 @@ def test_certain_demand_and_lead_time_lose_no_sale(
     assert s["safety_stock"].tolist() == pytest.approx([0.0, 0.0])
     assert s["baseline_min"].tolist() == pytest.approx([5.0, 10.0])
     assert s["baseline_max"].tolist() == pytest.approx([19.0, 38.0])
-    # initial stock ROP + Q/2, Q the EOQ sqrt(2·365·d·2 / (0.25·20)) in packs of 4
-    q = np.ceil(np.sqrt(2 * 365 * np.array([1.0, 2.0]) * 2 / 5.0) / 4) * 4
-    assert q.tolist() == [20.0, 28.0]
+    # initial stock ROP + Q/2, Q the EOQ sqrt(2·365·d·2 / (0.25·20)) capped at
+    # max_cycle_cover_days (14) of demand, in packs of 4
+    d = np.array([1.0, 2.0])
+    q = np.ceil(np.minimum(np.sqrt(2 * 365 * d * 2 / 5.0), 14 * d) / 4) * 4
+    assert q.tolist() == [16.0, 28.0]
     assert s["initial_stock"].tolist() == pytest.approx((np.array([5, 10]) + q / 2).tolist())
     orders = result.orders
     assert (orders["lead_time_days"] == 5).all()
@@ -363,7 +365,7 @@ def test_json_document_has_the_documented_keys(
 ) -> None:
     _, config, result = steady
     doc = json.loads(to_json(result))
-    assert set(doc) == {"policy", "baseline", "forecast_accuracy", "parameters"}
+    assert set(doc) == {"policy", "baseline", "equal_service", "forecast_accuracy", "parameters"}
     for replay in ("policy", "baseline"):
         assert set(doc[replay]) == {*METRIC_KEYS, "by_class"}
         assert set(doc[replay]["by_class"]) == {"A", "B", "C"}

@@ -99,28 +99,48 @@ def demo_replay() -> BacktestResult:
 
 def test_policy_serves_better_than_min_max_on_the_demo_shop(demo_replay: BacktestResult) -> None:
     """What the policy buys over the merchants' static min/max on the demo
-    shop: a clearly higher fill rate and cycle service level with fewer
-    purchase-order lines, overall and in class A (where most demand is)."""
+    shop: a clearly higher fill rate and cycle service level and far fewer
+    stock-out days, overall and in class A (where most demand is)."""
     assert demo_replay.parameters["planner_state_mismatch_days"] == 0
     policy, baseline = demo_replay.policy, demo_replay.baseline
     assert policy["fill_rate"] >= baseline["fill_rate"] + 0.03
     assert policy["cycle_service_level"] >= baseline["cycle_service_level"] + 0.2
     assert policy["stockout_days"] < baseline["stockout_days"] / 2
-    assert policy["orders"] < baseline["orders"]
     a_pol, a_base = policy["by_class"]["A"], baseline["by_class"]["A"]
     assert a_pol["fill_rate"] >= a_base["fill_rate"] + 0.03
-    assert a_pol["orders"] < a_base["orders"]
+    assert a_pol["stockout_days"] < a_base["stockout_days"] / 2
+
+
+def test_policy_holds_less_stock_than_min_max_at_equal_fill_rate(
+    demo_replay: BacktestResult,
+) -> None:
+    """At equal service the comparison is fair: the min/max padded with
+    safety days until it reaches the policy's fill rate (frontier.py) needs
+    more stock value than the policy holds. The padded rule's own points must
+    bracket the policy's service (not read off beyond the grid)."""
+    matched = demo_replay.equal_service
+    assert matched is not None
+    fill = matched["overall"]["fill_rate"]
+    assert not fill["beyond_grid"]
+    assert fill["baseline_safety_days"] > 0
+    assert fill["policy_stock_value"] == pytest.approx(demo_replay.policy["avg_stock_value"])
+    assert fill["policy_stock_value"] < fill["baseline_stock_value"]
+    # the frontier itself: more safety days, more stock and (weakly) more service
+    points = matched["frontier"]
+    values = [p["avg_stock_value"] for p in points]
+    assert values == sorted(values)
+    assert points[0]["fill_rate"] == pytest.approx(demo_replay.baseline["fill_rate"])
+    assert points[-1]["fill_rate"] > points[0]["fill_rate"]
 
 
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "open policy finding: with orders capped at 30 days of demand the "
-        "policy holds 69.9 k against the baseline's 39.0 k at a fill rate of "
-        "98.4 % against 93.8 %; even at a 50 % target (no safety stock) it held "
-        "more (42 k vs 32 k, fill 95.5 % vs 91.9 %): it anticipates the demo's "
-        "seasonal rise that the static min/max ignores. Not yet shown: less "
-        "stock at equal fill rate"
+        "open finding: the issue's min/max (min = d·L) carries no safety stock "
+        "and reaches a 45 % cycle service; the policy, at its ~93 % target, "
+        "holds 57.5 k against its 35.9 k (fill 99.1 % vs 91.7 %). At equal "
+        "fill rate it holds less (test above); below this baseline's stock "
+        "at a service close to target it does not"
     ),
 )
 def test_policy_holds_less_stock_than_min_max_on_the_demo_shop(
@@ -150,7 +170,7 @@ def test_cli_backtest_prints_json_and_table(small_erp: str) -> None:
     out = runner.invoke(app, ["backtest", *window, "--format", "json", "--refit-every", "5"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.output)
-    assert set(doc) == {"policy", "baseline", "forecast_accuracy", "parameters"}
+    assert set(doc) == {"policy", "baseline", "equal_service", "forecast_accuracy", "parameters"}
     assert doc["parameters"]["days"] == 10 and doc["parameters"]["refit_every"] == 5
     assert doc["forecast_accuracy"]["origins"] == 2
     assert doc["parameters"]["erp"].endswith("erp.db")

@@ -389,3 +389,55 @@ def test_next_order_date_of_continuous_rows_is_today() -> None:
     plans = build_plans(_snapshot(), _forecast(), _lead_times(), AS_OF)
     assert (plans["next_order_date"] == pd.Timestamp(date(2024, 3, 1))).all()
     assert set(plans["policy"]) == {"continuous (s,Q)", "jit"}
+
+
+def test_a_stock_item_with_rare_large_orders_is_still_stocked() -> None:
+    """E as a stock item whose demand comes as rare large orders: 0.05/day
+    on average, σd 1.0 (orders of ~20 units once a year), daily periodic
+    review (R 1), L 3. Over R + L = 4 days μ = 0.2, V = 4: a negative
+    binomial with P(X = 0) >= its 0.90 target, so its count quantile is 0:
+    without a floor the shelf would never be restocked. The safety stock is
+    floored at 0 and, as one order (Q 1) outlasts a review, the (R, s, Q)
+    trigger applies: E[U] = (0.05² + 1)/(2·0.05) = 10.025, which would ask
+    for ~26 units (520 days of demand); it is capped at
+    max_trigger_cover_days (60) of demand beyond μ_{R+L}: 0.2 + 0.05·60 = 3.2,
+    and S is raised to it."""
+    snap = _snapshot()
+    snap.products.loc[snap.products["sku"] == "E", "replenishment_mode"] = "stock"
+    snap.stock_levels = snap.stock_levels[snap.stock_levels["sku"] != "E"]
+    frame = _forecast()
+    frame.loc[frame["sku"] == "E", ["demand_mean", "demand_std"]] = [0.05, 1.0]
+    settings = PlanSettings(review_period_days=1.0)
+    e = _row(build_plans(snap, frame, _lead_times(), AS_OF, settings), "E")
+    assert e["ltd_distribution"] == "negbin"
+    assert e["protection_demand_mean"] == pytest.approx(0.2)
+    assert e["safety_stock"] >= 0.0
+    assert e["undershoot"] == pytest.approx(10.025)
+    assert e["trigger_level"] == pytest.approx(3.2)
+    assert e["order_up_to"] == pytest.approx(3.2)
+    assert e["inventory_position"] == 0.0
+    assert e["order_qty"] >= 3.2  # S − IP, then MOQ and pack
+    capped = PlanSettings(review_period_days=1.0, max_trigger_cover_days=20.0)
+    e = _row(build_plans(snap, frame, _lead_times(), AS_OF, capped), "E")
+    assert e["trigger_level"] == pytest.approx(0.2 + 0.05 * 20)
+
+
+def test_trigger_above_order_up_to_raises_the_order_up_to_level() -> None:
+    """(R, s, Q) where the undershoot model asks for more than S: E at 0.5 a
+    day with σd 2 (orders of several units at once), R 1, L 3, Q capped at 14
+    days (7 units) > μ_R 0.5. E[U] = (0.5² + 4)/(2·0.5) = 4.25, so the
+    trigger s = μ_L + E[U] + safety lies above the plain S = μ_{R+L} + SS.
+    S is raised to s: an order brings the position to at least the trigger
+    (otherwise the next review would order again)."""
+    snap = _snapshot()
+    snap.products.loc[snap.products["sku"] == "E", "replenishment_mode"] = "stock"
+    snap.stock_levels = snap.stock_levels[snap.stock_levels["sku"] != "E"]
+    frame = _forecast()
+    frame.loc[frame["sku"] == "E", ["demand_mean", "demand_std"]] = [0.5, 2.0]
+    settings = PlanSettings(review_period_days=1.0, max_cycle_cover_days=14.0)
+    e = _row(build_plans(snap, frame, _lead_times(), AS_OF, settings), "E")
+    assert e["undershoot"] == pytest.approx(4.25)
+    assert e["trigger_level"] > e["protection_demand_mean"] + e["safety_stock"]
+    assert e["trigger_level"] >= 1.5 + 4.25  # μ_L + E[U]
+    assert e["order_up_to"] == pytest.approx(e["trigger_level"])
+    assert e["inventory_position"] + e["order_qty"] >= e["trigger_level"]
