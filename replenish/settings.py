@@ -24,7 +24,11 @@ class Settings(BaseSettings):
 
     home: Path = Field(DEFAULT_HOME, description="Folder for the default SQLite files")
     erp_url: SecretStr | None = Field(None, description="SQLAlchemy URL of the ERP database")
-    erp_profile: str = Field("generic", description="How the ERP's tables map to the contract")
+    erp_profile: str = Field(
+        "generic",
+        description="How the ERP's tables map to the contract: generic, odoo, erpnext, "
+        "or yaml:PATH to a YAML profile of queries",
+    )
     db_url: SecretStr | None = Field(None, description="SQLAlchemy URL of replenish's own store")
 
     slack_webhook_url: SecretStr | None = None
