@@ -41,7 +41,7 @@ import numpy as np
 
 __all__ = ["DEFAULT_SAFETY_DAYS", "SERVICE_MEASURES", "equal_service"]
 
-DEFAULT_SAFETY_DAYS: tuple[float, ...] = (0.0, 2.0, 4.0, 7.0, 10.0, 14.0, 21.0, 28.0, 42.0)
+DEFAULT_SAFETY_DAYS: tuple[float, ...] = (0, 2, 4, 7, 10, 14, 21, 28, 42, 60, 90, 120)
 SERVICE_MEASURES: tuple[str, ...] = ("cycle_service_level", "fill_rate")
 
 
