@@ -35,6 +35,7 @@ def nightly_replenishment(
     service_levels: dict[str, float] | None = None,
     sku_service_levels: dict[str, float] | None = None,
     history_days: int = 730,
+    full_refresh: bool = False,
 ) -> dict[str, Any]:
     """Plan replenishment for one day and publish draft supplier orders and alerts.
 
@@ -48,6 +49,9 @@ def nightly_replenishment(
             classes left out keep their default (A 0.98, B 0.95, C 0.90).
         sku_service_levels: per-SKU cycle service level, beats everything else.
         history_days: days of sales history read for the forecast.
+        full_refresh: rebuild the demand cache from the ERP's whole sales
+            history instead of reading what changed since the last run (use it
+            after old orders were edited in the ERP; docs/incremental.md).
     """
     as_of = as_of or date.today()
     levels = {**DEFAULT_SERVICE_LEVELS, **(service_levels or {})}
@@ -58,13 +62,14 @@ def nightly_replenishment(
         "service_levels": levels,
         "sku_service_levels": sku_service_levels or {},
         "history_days": history_days,
+        "full_refresh": full_refresh,
     }
     flow_run_id = runtime.flow_run.id
     run_id = start_run(as_of, parameters, dry_run, str(flow_run_id) if flow_run_id else None)
     counts: dict[str, Any] = {}
     heading = f"replenish {as_of.isoformat()}" + (" (dry run)" if dry_run else "")
     try:
-        snapshot = extract_erp(as_of, skus, history_days)
+        snapshot = extract_erp(as_of, skus, history_days, full_refresh)
         counts["rows_read"] = snapshot.row_counts()
 
         gate = validate_data(snapshot, as_of)

@@ -84,7 +84,13 @@ def _configure(erp: str | None, db: str | None, verbose: bool) -> Any:
     return Settings()
 
 
-def _run_plan(settings: Any, as_of: date | None, dry_run: bool, skus: list[str] | None) -> None:
+def _run_plan(
+    settings: Any,
+    as_of: date | None,
+    dry_run: bool,
+    skus: list[str] | None,
+    full_refresh: bool = False,
+) -> None:
     from flows.nightly import nightly_replenishment
     from replenish.notify.rules import plan_alerts
     from replenish.report import text_summary
@@ -100,7 +106,11 @@ def _run_plan(settings: Any, as_of: date | None, dry_run: bool, skus: list[str] 
     store = Store(settings.store())
 
     state = nightly_replenishment(
-        as_of=as_of, dry_run=dry_run, skus=skus or None, return_state=True
+        as_of=as_of,
+        dry_run=dry_run,
+        skus=skus or None,
+        full_refresh=full_refresh,
+        return_state=True,
     )
     if state.is_failed() or state.is_crashed():
         exc = state.result(raise_on_failure=False)
@@ -225,11 +235,18 @@ def plan_cmd(
     sku: Annotated[
         list[str] | None, typer.Option("--sku", help="Plan only this SKU (repeatable)")
     ] = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="Rebuild the demand cache from the ERP's whole sales history",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs")] = False,
 ) -> None:
     """Run the nightly plan against an ERP database."""
     settings = _configure(erp, db, verbose)
-    _run_plan(settings, _parse_date(as_of), dry_run, sku)
+    _run_plan(settings, _parse_date(as_of), dry_run, sku, full_refresh)
 
 
 @contextmanager

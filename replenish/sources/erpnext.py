@@ -169,12 +169,14 @@ class ErpNextErp(GenericErp):
         history_days: int = DEFAULT_HISTORY_DAYS,
         skus: Sequence[str] | None = None,
         now: datetime | None = None,
+        sales_start: datetime | None = None,
     ) -> model.ErpSnapshot:
         """The contract frames known on the evening of ``as_of`` (see
-        :meth:`GenericErp.read_snapshot` for the window and replay rules).
+        :meth:`GenericErp.read_snapshot` for the window, replay and
+        ``sales_start`` rules).
         ERPNext's order dates are DATE columns: they compare with dates."""
         self.check_contract()
-        window = ReadWindow.of(as_of, history_days, skus, now)
+        window = ReadWindow.of(as_of, history_days, skus, now, sales_start=sales_start)
         now, sku_filter = window.now, window.skus
         start = window.start.date()
         end = window.end.date() if window.end is not None else None
@@ -314,7 +316,10 @@ class ErpNextErp(GenericErp):
             )
             .select_from(soi)
             .join(so, so.c.name == soi.c.parent)
-            .where(so.c.docstatus.in_([1, 2]), so.c.transaction_date >= start),
+            .where(
+                so.c.docstatus.in_([1, 2]),
+                so.c.transaction_date >= window.sales_from.date(),
+            ),
             soi.c.item_code,
         )
         if end is not None:

@@ -44,16 +44,28 @@ class ReadWindow:
     were not known then. When it is today, ``end`` is None and rows stamped
     in the future are read, so that the validation gate can reject them by
     name instead of silently dropping them. ``skus``: the SKU filter, or None.
+
+    ``sales_start`` (optional): read ``sales_order_lines`` and ``returns`` only
+    from this later instant on (the other tables still from ``start``), for an
+    incremental read whose older sales are cached (docs/incremental.md);
+    :attr:`sales_from` is the bound every profile applies to them.
     """
 
     start: datetime
     end: datetime | None
     now: datetime
     skus: list[str] | None
+    sales_start: datetime | None = None
 
     @classmethod
     def of(
-        cls, as_of: date, history_days: int, skus: Sequence[str] | None, now: datetime | None
+        cls,
+        as_of: date,
+        history_days: int,
+        skus: Sequence[str] | None,
+        now: datetime | None,
+        *,
+        sales_start: datetime | None = None,
     ) -> ReadWindow:
         now = now or datetime.now()
         cutoff = day_end(as_of)
@@ -62,7 +74,16 @@ class ReadWindow:
             end=cutoff if cutoff <= now else None,
             now=now,
             skus=list(dict.fromkeys(skus)) if skus else None,
+            sales_start=sales_start,
         )
+
+    @property
+    def sales_from(self) -> datetime:
+        """Where sales lines and returns are read from: ``start``, or the later
+        ``sales_start``."""
+        if self.sales_start is None:
+            return self.start
+        return max(self.start, self.sales_start)
 
 
 def coerced_snapshot(raw: dict[str, pd.DataFrame]) -> model.ErpSnapshot:
@@ -119,15 +140,17 @@ class GenericErp:
         history_days: int = DEFAULT_HISTORY_DAYS,
         skus: Sequence[str] | None = None,
         now: datetime | None = None,
+        sales_start: datetime | None = None,
     ) -> model.ErpSnapshot:
         """Everything the nightly plan needs, known on the evening of ``as_of``
-        (sales, returns and stock history within :class:`ReadWindow`)."""
+        (sales, returns and stock history within :class:`ReadWindow`; sales and
+        returns from ``sales_start`` when it is later than the window's start)."""
         present = self.check_contract()
-        window = ReadWindow.of(as_of, history_days, skus, now)
+        window = ReadWindow.of(as_of, history_days, skus, now, sales_start=sales_start)
         start, end, sku_filter = window.start, window.end, window.skus
         t = model.ERP_METADATA.tables
 
-        def q(table: Table, date_col: str | None = None) -> Select[Any]:
+        def q(table: Table, date_col: str | None = None, since: datetime = start) -> Select[Any]:
             stmt = select(*(table.c[c] for c in present[table.name]))
             if sku_filter is not None and "sku" in table.c:
                 stmt = stmt.where(table.c.sku.in_(sku_filter))
@@ -136,7 +159,7 @@ class GenericErp:
                 # compare a DATE column with dates: SQLite compares them as text,
                 # and "2024-05-10" < "2024-05-10 00:00:00"
                 as_date = isinstance(col.type, Date) and not isinstance(col.type, DateTime)
-                stmt = stmt.where(col >= (start.date() if as_date else start))
+                stmt = stmt.where(col >= (since.date() if as_date else since))
                 if end is not None:
                     stmt = stmt.where(col < (end.date() if as_date else end))
             return stmt
@@ -155,8 +178,8 @@ class GenericErp:
             "stock_levels": q(t["stock_levels"]),
             "purchase_orders": po_stmt,
             "purchase_order_lines": pol_stmt,
-            "sales_order_lines": q(t["sales_order_lines"], "ordered_at"),
-            "returns": q(t["returns"], "returned_at"),
+            "sales_order_lines": q(t["sales_order_lines"], "ordered_at", window.sales_from),
+            "returns": q(t["returns"], "returned_at", window.sales_from),
         }
         if "stock_history" in present:
             statements["stock_history"] = q(t["stock_history"], "date")

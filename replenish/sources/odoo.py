@@ -242,12 +242,14 @@ class OdooErp(GenericErp):
         history_days: int = DEFAULT_HISTORY_DAYS,
         skus: Sequence[str] | None = None,
         now: datetime | None = None,
+        sales_start: datetime | None = None,
     ) -> model.ErpSnapshot:
         """The contract frames known on the evening of ``as_of`` (see
-        :meth:`GenericErp.read_snapshot` for the window and replay rules)."""
+        :meth:`GenericErp.read_snapshot` for the window, replay and
+        ``sales_start`` rules)."""
         with self._errors("cannot read the ERP database"):
             columns = check_schema(self.engine, self.url, self.name, REQUIRED)
-        window = ReadWindow.of(as_of, history_days, skus, now)
+        window = ReadWindow.of(as_of, history_days, skus, now, sales_start=sales_start)
         start, end, now, sku_filter = window.start, window.end, window.now, window.skus
 
         pp, pt = product_product, product_template
@@ -399,7 +401,9 @@ class OdooErp(GenericErp):
             .join(so, so.c.id == sol.c.order_id)
             .join(pp, pp.c.id == sol.c.product_id)
             .outerjoin(so_wh, so_wh.c.id == so.c.warehouse_id)
-            .where(so.c.state.in_([*SALE_CONFIRMED, "cancel"]), so.c.date_order >= start)
+            .where(
+                so.c.state.in_([*SALE_CONFIRMED, "cancel"]), so.c.date_order >= window.sales_from
+            )
         )
         if end is not None:
             sales = sales.where(so.c.date_order < end)

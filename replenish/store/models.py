@@ -1,5 +1,8 @@
 """The project's own database: runs, per-SKU plans, draft purchase orders,
-alerts and quarantined rows (DESIGN.md, "Outputs").
+alerts and quarantined rows (DESIGN.md, "Outputs"), and the demand cache: the
+sales lines and returns of every source (the ERP, the sales channels) with a
+watermark per source, so that a nightly run reads only what changed
+(docs/incremental.md).
 
 Schema changes go through Alembic migrations in ``replenish/store/migrations``;
 these models are what the migrations must produce (a test checks it).
@@ -14,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Double,
     Float,
     ForeignKey,
     Index,
@@ -23,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -159,5 +164,72 @@ class QuarantinedRow(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+#: A timestamp to the microsecond on every back end (MariaDB's DATETIME
+#: drops the fraction unless asked): a cached row reads back as it was read.
+PreciseDateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+class SourceWatermark(Base):
+    """How far the demand cache of one source is known (docs/incremental.md).
+
+    ``watermark``: the instant of the last complete read; the next read of the
+    source starts from it (for the ERP, minus the re-read overlap).
+    ``covered_from``: the cache holds every row of the source dated from this
+    instant on (NULL: as far back as the source goes). ``origin``: what the
+    rows were read from (the ERP's profile and URL without password): another
+    origin makes the next run rebuild the cache instead of mixing two ERPs.
+    """
+
+    __tablename__ = "source_watermarks"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    watermark: Mapped[datetime | None] = mapped_column(PreciseDateTime)
+    covered_from: Mapped[datetime | None] = mapped_column(PreciseDateTime)
+    origin: Mapped[str | None] = mapped_column(String(512))
+    rows: Mapped[int] = mapped_column(Integer, default=0)  # cached sales lines
+    returns: Mapped[int] = mapped_column(Integer, default=0)  # cached returns
+    updated_at: Mapped[datetime] = mapped_column(PreciseDateTime)
+
+
+class SalesCacheLine(Base):
+    """A ``sales_order_lines`` row of one source (contract columns and sizes of
+    ``replenish.model.sales_order_lines``); ``source`` is 'erp' or a channel's
+    name, so a channel's order line is distinct from an ERP line."""
+
+    __tablename__ = "sales_cache"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    sku: Mapped[str | None] = mapped_column(String(64))
+    location_id: Mapped[str | None] = mapped_column(String(64))
+    qty: Mapped[float | None] = mapped_column(Double)
+    # NULL: a date the source had but that could not be read (the gate rejects it)
+    ordered_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
+    status: Mapped[str | None] = mapped_column(String(16))
+    loaded_at: Mapped[datetime] = mapped_column(PreciseDateTime)
+
+
+class ReturnCacheLine(Base):
+    """A ``returns`` row of one source (contract columns of ``replenish.model.returns``)."""
+
+    __tablename__ = "returns_cache"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    returned_at: Mapped[datetime] = mapped_column(PreciseDateTime, primary_key=True)
+    location_id: Mapped[str | None] = mapped_column(String(64))
+    qty: Mapped[float | None] = mapped_column(Double)
+    restockable: Mapped[bool | None] = mapped_column(Boolean)
+    loaded_at: Mapped[datetime] = mapped_column(PreciseDateTime)
+
+
 Index("ix_plans_run_id", Plan.run_id)
 Index("ix_quarantine_run_id", QuarantinedRow.run_id)
+# range reads and the re-read window's delete are per source and date
+Index("ix_sales_cache_source_ordered_at", SalesCacheLine.source, SalesCacheLine.ordered_at)
+Index("ix_sales_cache_sku", SalesCacheLine.sku)
+Index("ix_returns_cache_source_returned_at", ReturnCacheLine.source, ReturnCacheLine.returned_at)
+Index("ix_returns_cache_sku", ReturnCacheLine.sku)

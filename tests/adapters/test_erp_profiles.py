@@ -5,6 +5,7 @@ schema: the real table and column names, only the columns the profile reads."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -408,11 +409,12 @@ def test_erpnext_missing_table_and_column_are_named(erpnext_url: str) -> None:
 
 
 def test_nightly_extract_task_reads_the_odoo_profile(
-    odoo_url: str, monkeypatch: pytest.MonkeyPatch
+    odoo_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """REPLENISH_ERP_PROFILE selects the profile the nightly flow's extract uses."""
     from tasks.extract import extract_erp
 
+    monkeypatch.setenv("REPLENISH_DB_URL", f"sqlite:///{(tmp_path / 'store.db').as_posix()}")
     monkeypatch.setenv("REPLENISH_ERP_URL", odoo_url)
     monkeypatch.setenv("REPLENISH_ERP_PROFILE", "odoo")
     snap = extract_erp.fn(AS_OF, ["W-1"], 365)

@@ -1,20 +1,23 @@
-"""The project's store on SQLite and PostgreSQL: migrations, idempotent drafts, alerts."""
+"""The project's store on SQLite and PostgreSQL: migrations, idempotent drafts, alerts,
+the demand cache."""
 
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
+from replenish import model
 from replenish.errors import StoreError
 from replenish.notify.alerts import Alert
 from replenish.orders import build_drafts, build_headers, merge_partial
-from replenish.store import Store
+from replenish.store import Store, cache
 from replenish.store.models import Base
 
 AS_OF = date(2026, 11, 20)
@@ -161,4 +164,221 @@ def test_unknown_run_is_a_clear_error(store_url: str) -> None:
         store.resolve_run(None)
     with pytest.raises(StoreError, match="no run 'nope'"):
         store.resolve_run("nope")
+    store.dispose()
+
+
+# ---- the demand cache (docs/incremental.md) ------------------------------------------
+T0 = datetime(2026, 11, 1, 9, 30, 15, 123456)
+
+
+def _lines(
+    *rows: tuple[str, int, str, float, datetime | None, str], channel: str = "web"
+) -> pd.DataFrame:
+    """Sales lines (order_id, line_no, sku, qty, ordered_at, status) at WH1."""
+    return pd.DataFrame(
+        [
+            {
+                "order_id": o,
+                "line_no": n,
+                "sku": sku,
+                "location_id": "WH1",
+                "channel": channel,
+                "qty": qty,
+                "ordered_at": at,
+                "status": status,
+            }
+            for o, n, sku, qty, at, status in rows
+        ]
+    )
+
+
+def _returns(*rows: tuple[str, str, float, datetime]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "order_id": o,
+                "sku": sku,
+                "location_id": "WH1",
+                "qty": qty,
+                "returned_at": at,
+                "restockable": True,
+            }
+            for o, sku, qty, at in rows
+        ]
+    )
+
+
+def _by_key(frame: pd.DataFrame) -> dict[tuple[str, int], tuple[object, ...]]:
+    return {
+        (r.order_id, r.line_no): (r.sku, r.qty, r.ordered_at, r.status) for r in frame.itertuples()
+    }
+
+
+def test_ingest_upserts_replaces_and_keeps_the_watermark_moving_forward(
+    any_db_url: str,
+) -> None:
+    """On every back end the cache may live on: SQLite, PostgreSQL, MariaDB."""
+    store = Store(any_db_url)
+    assert store.watermark("erp") is None
+    first = _lines(
+        ("SO-1", 1, "A-1", 2.0, T0, "shipped"),
+        ("SO-1", 2, "B-2", 1.5, T0, "shipped"),
+        ("SO-2", 1, "A-1", 4.0, T0 + timedelta(days=5), "open"),
+        ("SO-3", 1, "A-1", 1.0, T0 + timedelta(days=6), "open"),
+    )
+    rets = _returns(("SO-1", "A-1", 1.0, T0 + timedelta(days=2)))
+    wm1 = T0 + timedelta(days=7)
+    r1 = store.ingest("erp", first, rets, wm1, replace_from=T0 - timedelta(days=1))
+    assert (r1.lines, r1.returns, r1.cached_lines, r1.cached_returns) == (4, 1, 4, 1)
+    assert r1.previous_watermark is None and r1.watermark == wm1
+    assert store.watermark("erp") == wm1
+    cached = store.cached_sales(T0 - timedelta(days=1))
+    assert _by_key(cached) == _by_key(model.coerce("sales_order_lines", first))
+    assert cached["ordered_at"].min() == T0  # microseconds kept
+
+    # the re-read from day 5: SO-2 shipped, SO-3 deleted in the source, SO-4 new;
+    # SO-1 (before the re-read) stays as it was
+    again = _lines(
+        ("SO-2", 1, "A-1", 4.0, T0 + timedelta(days=5), "shipped"),
+        ("SO-4", 1, "B-2", 3.0, T0 + timedelta(days=7), "open"),
+    )
+    r2 = store.ingest(
+        "erp", again, _returns(), wm1 + timedelta(days=1), replace_from=T0 + timedelta(days=5)
+    )
+    assert (r2.deleted_lines, r2.lines, r2.cached_lines) == (2, 2, 4)
+    got = _by_key(store.cached_sales(T0 - timedelta(days=1)))
+    assert set(got) == {("SO-1", 1), ("SO-1", 2), ("SO-2", 1), ("SO-4", 1)}
+    assert got[("SO-2", 1)][3] == "shipped"
+
+    # a batch from an older read (a replay, a late retry) never moves it back
+    r3 = store.ingest("erp", _lines(("SO-1", 1, "A-1", 5.0, T0, "shipped")), _returns(), T0)
+    assert r3.watermark == wm1 + timedelta(days=1) == store.watermark("erp")
+    assert _by_key(store.cached_sales(T0))[("SO-1", 1)][1] == 5.0  # upserted on its key
+    # a reset (full refresh) replaces everything, watermark included
+    r4 = store.ingest("erp", first.iloc[:1], _returns(), T0, replace_from=T0, reset=True)
+    assert (r4.deleted_lines, r4.deleted_returns, r4.cached_lines, r4.watermark) == (4, 1, 1, T0)
+    store.dispose()
+
+
+def test_a_channel_line_is_distinct_from_an_erp_line(store_url: str) -> None:
+    store = Store(store_url)
+    line = ("1001", 1, "A-1", 1.0, T0, "shipped")
+    store.ingest("erp", _lines(line, channel="shopify"), _returns(), T0)
+    store.ingest("shopify", _lines(line, channel="shopify"), _returns(), T0)
+    store.ingest(
+        "shopify",
+        _lines(line, ("1002", 1, "B-2", 2.0, T0, "open"), channel="shopify"),
+        _returns(),
+        T0,
+    )
+    assert len(store.cached_sales(None)) == 3
+    assert len(store.cached_sales(None, sources=["shopify"])) == 2
+    both = store.cached_sales(None, with_source=True)
+    assert sorted(both["source"]) == ["erp", "shopify", "shopify"]
+    listing = store.sources().set_index("source")
+    assert listing.loc["shopify", "rows"] == 2 and listing.loc["erp", "rows"] == 1
+    store.reset_source("shopify")
+    assert store.watermark("shopify") is None
+    assert list(store.sources()["source"]) == ["erp"]
+    assert len(store.cached_sales(None)) == 1
+    store.dispose()
+
+
+def test_cached_reads_honour_window_skus_and_undated_lines(store_url: str) -> None:
+    store = Store(store_url)
+    lines = _lines(
+        ("SO-1", 1, "A-1", 1.0, T0, "shipped"),
+        ("SO-2", 1, "B-2", 1.0, T0 + timedelta(days=1), "shipped"),
+        ("SO-3", 1, "A-1", 1.0, None, "open"),  # a date the source could not give
+    )
+    store.ingest("erp", lines, _returns(("SO-1", "A-1", 1.0, T0 + timedelta(days=1))), T0)
+    day1 = T0 + timedelta(days=1)
+    assert set(store.cached_sales(T0)["order_id"]) == {"SO-1", "SO-2", "SO-3"}
+    assert set(store.cached_sales(T0, day1)["order_id"]) == {"SO-1"}  # undated: not in a cut window
+    assert set(store.cached_sales(day1)["order_id"]) == {"SO-2", "SO-3"}
+    assert set(store.cached_sales(T0, skus=["B-2"])["order_id"]) == {"SO-2"}
+    assert store.cached_sales(T0, skus=[]).empty
+    assert len(store.cached_returns(day1)) == 1 and store.cached_returns(T0, day1).empty
+    out = store.cached_sales(T0)
+    assert dict(out.dtypes.astype(str)) == model.CONTRACT["sales_order_lines"]
+    # the undated line is replaced by every re-read
+    store.ingest("erp", _lines(), _returns(), day1, replace_from=day1)
+    assert set(store.cached_sales(T0)["order_id"]) == {"SO-1"}
+    store.dispose()
+
+
+def test_ingest_refuses_rows_it_cannot_key_and_names_them(store_url: str) -> None:
+    store = Store(store_url)
+    no_key = _lines(("SO-1", 1, "A-1", 1.0, T0, "shipped"), ("SO-2", 1, "A-1", 1.0, T0, "open"))
+    no_key.loc[1, "line_no"] = None
+    with pytest.raises(
+        StoreError, match=r"1 sales line\(s\) of source 'erp': row 1 .*line_no is missing"
+    ):
+        store.ingest("erp", no_key, _returns(), T0)
+    too_long = _lines(("X" * 70, 1, "A-1", 1.0, T0, "shipped"))
+    with pytest.raises(StoreError, match=r"order_id 'XXXX.*70 characters, at most 64"):
+        store.ingest("erp", too_long, _returns(), T0)
+    with pytest.raises(StoreError, match="a cache source is a name"):
+        store.ingest("", _lines(), _returns(), T0)
+    assert store.watermark("erp") is None and store.cached_sales(None).empty
+    # a key repeated in one batch keeps its last row
+    dup = _lines(("SO-1", 1, "A-1", 1.0, T0, "open"), ("SO-1", 1, "A-1", 1.0, T0, "shipped"))
+    result = store.ingest("erp", dup, _returns(), T0)
+    assert result.duplicates == 1
+    assert list(store.cached_sales(None)["status"]) == ["shipped"]
+    store.dispose()
+
+
+def test_ingest_is_all_or_nothing(any_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure after the lines are written (here: the connection drops while
+    the returns are written) leaves the previous rows and watermark."""
+    store = Store(any_db_url)
+    store.ingest(
+        "erp", _lines(("SO-1", 1, "A-1", 1.0, T0, "shipped")), _returns(), T0, replace_from=T0
+    )
+    real = cache.upsert
+
+    def drop_on_returns(conn, table, columns, rows, **kw):  # type: ignore[no-untyped-def]
+        if table == "returns":
+            raise OperationalError("INSERT", {}, ConnectionError("connection dropped"))
+        real(conn, table, columns, rows, **kw)
+
+    monkeypatch.setattr(cache, "upsert", drop_on_returns)
+    later = T0 + timedelta(days=1)
+    with pytest.raises(StoreError, match="cannot cache the sales of source 'erp'"):
+        store.ingest(
+            "erp",
+            _lines(("SO-2", 1, "A-1", 1.0, later, "open")),
+            _returns(("SO-1", "A-1", 1.0, later)),
+            later,
+            replace_from=T0,
+        )
+    assert store.watermark("erp") == T0
+    assert list(store.cached_sales(None)["order_id"]) == ["SO-1"]
+    store.dispose()
+
+
+def test_prune_drops_old_rows_and_moves_the_coverage(store_url: str) -> None:
+    store = Store(store_url)
+    lines = _lines(
+        ("SO-1", 1, "A-1", 1.0, T0, "shipped"),
+        ("SO-2", 1, "A-1", 1.0, T0 + timedelta(days=3), "open"),
+    )
+    store.ingest(
+        "erp", lines, _returns(("SO-1", "A-1", 1.0, T0)), T0, replace_from=T0 - timedelta(days=9)
+    )
+    assert store.source_state("erp").covered_from == T0 - timedelta(days=9)  # type: ignore[union-attr]
+    assert store.prune("erp", T0 + timedelta(days=1)) == 2
+    state = store.source_state("erp")
+    assert state is not None and state.covered_from == T0 + timedelta(days=1)
+    assert (state.rows, state.returns) == (1, 0)
+    assert store.prune("nobody", T0) == 0
+    store.dispose()
+
+
+def test_aware_timestamps_are_kept_as_naive_utc(store_url: str) -> None:
+    store = Store(store_url)
+    berlin = timezone(timedelta(hours=1))
+    store.ingest("shopify", _lines(), _returns(), datetime(2026, 11, 2, 10, 0, tzinfo=berlin))
+    assert store.watermark("shopify") == datetime(2026, 11, 2, 9, 0)
     store.dispose()

@@ -1,0 +1,257 @@
+"""The demand cache: sales lines and returns per source, written in bulk.
+
+What :class:`replenish.store.Store` uses to keep ``sales_cache`` and
+``returns_cache`` (docs/incremental.md): which rows can be cached, how a
+frame becomes rows, and the one bulk upsert per back end:
+
+* SQLite: ``INSERT ... ON CONFLICT (key) DO UPDATE`` through the driver's
+  ``executemany``;
+* PostgreSQL (psycopg 3): ``COPY`` into a temporary table, then one
+  ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE``;
+* MariaDB / MySQL: ``INSERT ... ON DUPLICATE KEY UPDATE``, which PyMySQL
+  sends as multi-row statements.
+
+Timestamps are written as ``YYYY-MM-DD HH:MM:SS.ffffff`` text, the form
+SQLAlchemy itself stores in SQLite (so range queries compare like with like)
+and one every server parses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Column, Connection, String, Table
+
+from replenish import model
+from replenish.errors import StoreError
+from replenish.store.models import ReturnCacheLine, SalesCacheLine, SourceWatermark
+
+#: The source name of the ERP's own sales lines and returns.
+ERP_SOURCE: Final = "erp"
+
+SALES_TABLE: Final[Table] = SalesCacheLine.__table__  # type: ignore[assignment]
+RETURNS_TABLE: Final[Table] = ReturnCacheLine.__table__  # type: ignore[assignment]
+WATERMARKS_TABLE: Final[Table] = SourceWatermark.__table__  # type: ignore[assignment]
+#: contract table -> cache table
+CACHE_TABLES: Final[dict[str, Table]] = {
+    "sales_order_lines": SALES_TABLE,
+    "returns": RETURNS_TABLE,
+}
+#: contract table -> the date column a read window and ``replace_from`` apply to
+DATE_COLUMNS: Final[dict[str, str]] = {"sales_order_lines": "ordered_at", "returns": "returned_at"}
+_CHUNK = 50_000
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """One row of ``source_watermarks`` (see :class:`replenish.store.models.SourceWatermark`)."""
+
+    source: str
+    watermark: datetime | None
+    covered_from: datetime | None
+    origin: str | None
+    rows: int
+    returns: int
+    updated_at: datetime
+
+
+@dataclass
+class IngestResult:
+    """What one :meth:`Store.ingest` did, all in one transaction."""
+
+    source: str
+    #: sales lines and returns written (inserted or replaced)
+    lines: int
+    returns: int
+    #: cached rows removed first (``replace_from`` or ``reset``)
+    deleted_lines: int
+    deleted_returns: int
+    #: rows of the batch whose key came again later in it (the last one was kept)
+    duplicates: int
+    previous_watermark: datetime | None
+    watermark: datetime | None
+    #: what the source holds in the cache afterwards
+    cached_lines: int
+    cached_returns: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """``value`` as the store keeps timestamps: naive, in UTC when it was aware."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def key_columns(table: str) -> tuple[str, ...]:
+    """The cache key of a contract table's rows, ``source`` aside."""
+    return tuple(c.name for c in CACHE_TABLES[table].primary_key.columns if c.name != "source")
+
+
+def uncacheable(table: str, frame: pd.DataFrame) -> pd.Series:
+    """Why each row of a contract frame cannot be cached, or None when it can.
+
+    A row needs every column of its cache key (``channel, order_id, line_no``
+    for sales lines; ``order_id, sku, returned_at`` for returns) and strings
+    that fit their columns (the sizes of ``replenish.model``).
+    """
+    reasons = pd.Series(None, index=frame.index, dtype=object)
+    cache = CACHE_TABLES[table]
+    keys = set(key_columns(table))
+    for col in cache.columns:
+        if col.name not in frame.columns:
+            continue
+        s = frame[col.name]
+        todo = reasons.isna()
+        if col.name in keys:
+            missing = todo & s.isna()
+            reasons[missing] = f"{col.name} is missing (the cache key is {', '.join(sorted(keys))})"
+        limit = _length(col)
+        if limit is not None:
+            text = s.astype("string")
+            too_long = reasons.isna() & (text.str.len() > limit).fillna(False).astype(bool)
+            reasons[too_long] = text[too_long].map(
+                lambda v, c=col.name, n=limit: (
+                    f"{c} {v[:20]!r}... has {len(v)} characters, at most {n}"
+                )
+            )
+    return reasons
+
+
+def _length(col: Column[Any]) -> int | None:
+    return col.type.length if isinstance(col.type, String) else None
+
+
+def prepare(table: str, source: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The contract frame coerced, checked and de-duplicated on its cache key
+    (the last row of a key wins); raise :class:`StoreError` naming the first
+    row that cannot be cached. Returns (frame, duplicates dropped)."""
+    frame = model.coerce(table, frame)
+    reasons = uncacheable(table, frame)
+    bad = reasons.dropna()
+    if len(bad):
+        label = "sales line" if table == "sales_order_lines" else "return"
+        row = frame.loc[bad.index[0]]
+        keys = ", ".join(f"{k}={row[k]!r}" for k in key_columns(table))
+        raise StoreError(
+            f"cannot cache {len(bad)} {label}(s) of source {source!r}: row {bad.index[0]} "
+            f"({keys}): {bad.iloc[0]}"
+        )
+    deduped = frame.drop_duplicates(list(key_columns(table)), keep="last")
+    return deduped, len(frame) - len(deduped)
+
+
+def _values(s: pd.Series) -> list[Any]:
+    """A column as plain Python values for a driver: None for missing,
+    timestamps as text."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        text = np.datetime_as_string(s.to_numpy(dtype="datetime64[us]"), unit="us").tolist()
+        return [None if v == "NaT" else f"{v[:10]} {v[11:]}" for v in text]
+    if s.dtype == "float64":
+        arr = s.to_numpy()
+        out = arr.astype(object)
+        out[np.isnan(arr)] = None
+        return list(out.tolist())
+    return list(s.astype(object).where(s.notna(), None).tolist())
+
+
+def stamp(value: datetime) -> str:
+    """A timestamp in the text form the cache is written with."""
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def rows_of(
+    table: str, source: str, frame: pd.DataFrame, loaded_at: datetime
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """(cache columns, rows) for a prepared contract frame."""
+    columns = [c.name for c in CACHE_TABLES[table].columns]
+    n = len(frame)
+    values: list[list[Any]] = []
+    for name in columns:
+        if name == "source":
+            values.append([source] * n)
+        elif name == "loaded_at":
+            values.append([stamp(loaded_at)] * n)
+        else:
+            values.append(_values(frame[name]))
+    return columns, list(zip(*values, strict=True))
+
+
+def upsert(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    new_keys: bool = False,
+) -> None:
+    """Insert ``rows`` into the cache table of ``table``; a row whose key is
+    there already replaces it. ``new_keys``: the caller knows no row's key is
+    cached (the source's rows were all deleted first): a plain bulk insert.
+    In the caller's transaction."""
+    if not rows:
+        return
+    cache = CACHE_TABLES[table]
+    q = conn.dialect.identifier_preparer.quote
+    name = q(cache.name)
+    cols = ", ".join(q(c) for c in columns)
+    key = [c.name for c in cache.primary_key.columns]
+    sets = [q(c) for c in columns if c not in key]
+    on_key = ", ".join(q(c) for c in key)
+    backend = conn.dialect.name
+    if backend not in {"sqlite", "postgresql", "mysql", "mariadb"}:
+        raise StoreError(
+            "the demand cache supports SQLite, PostgreSQL and MariaDB/MySQL stores, "
+            f"not {backend!r}"
+        )
+    if backend == "postgresql" and conn.dialect.driver == "psycopg":
+        _copy(conn, name, cols, rows, None if new_keys else (on_key, sets))
+        return
+    marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(columns))
+    sql = f"INSERT INTO {name} ({cols}) VALUES ({marks})"
+    if not new_keys and backend in {"mysql", "mariadb"}:
+        sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in sets)
+    elif not new_keys:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in sets)
+        sql += f" ON CONFLICT ({on_key}) DO UPDATE SET {updates}"
+    for i in range(0, len(rows), _CHUNK):
+        conn.exec_driver_sql(sql, list(rows[i : i + _CHUNK]))
+
+
+def _copy(
+    conn: Connection,
+    name: str,
+    cols: str,
+    rows: Sequence[tuple[Any, ...]],
+    upsert_on: tuple[str, list[str]] | None,
+) -> None:
+    """PostgreSQL: COPY the rows into the table, or, to upsert them, into a
+    temporary table (dropped at commit) and from there in one
+    ``INSERT ... ON CONFLICT DO UPDATE``."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        target = name
+        if upsert_on is not None:
+            target = "replenish_cache_in"
+            cur.execute(f"DROP TABLE IF EXISTS {target}")
+            cur.execute(f"CREATE TEMPORARY TABLE {target} (LIKE {name}) ON COMMIT DROP")
+        with cur.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        if upsert_on is not None:
+            on_key, sets = upsert_on
+            updates = ", ".join(f"{c} = excluded.{c}" for c in sets)
+            cur.execute(
+                f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {target} "
+                f"ON CONFLICT ({on_key}) DO UPDATE SET {updates}"
+            )
+            cur.execute(f"DROP TABLE {target}")
