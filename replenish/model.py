@@ -201,6 +201,13 @@ CONTRACT: Final[dict[str, dict[str, str]]] = {
 KEYS: Final[dict[str, tuple[str, ...]]] = {
     t.name: tuple(c.name for c in t.primary_key.columns) for t in ERP_METADATA.sorted_tables
 }
+# What identifies a row once every source is merged: a sales line is unique per
+# (channel, order_id, line_no) (DESIGN: channels are de-duplicated on that key),
+# so two shops whose order numbers collide are not each other's duplicates.
+ROW_KEYS: Final[dict[str, tuple[str, ...]]] = {
+    **KEYS,
+    "sales_order_lines": ("channel", "order_id", "line_no"),
+}
 
 
 def empty_frame(table: str) -> pd.DataFrame:

@@ -18,8 +18,9 @@ Row-level rules:
   descriptive labels (:data:`LABEL_COLUMNS`). After :func:`replenish.model.coerce`
   a value that is not a number/date/boolean is missing, so this also rejects
   ``qty = "abc"``.
-* ``unique``     — the table key (:data:`replenish.model.KEYS`); every row of a
-  duplicated key is rejected, since which one is right cannot be told.
+* ``unique``     — the row key (:data:`replenish.model.ROW_KEYS`: the table key,
+  sales lines per channel); every row of a duplicated key is rejected, since
+  which one is right cannot be told.
 * ``range``      — quantities, costs and durations ``>= 0`` (so negative stock,
   ``on_hand < 0``, is rejected); ``pack_size > 0`` and
   ``supplier_products.lead_time_days > 0`` (a lead time of 0 or less is an
@@ -320,7 +321,7 @@ class Rule:
 
 def _required_columns(dataset: str) -> tuple[str, ...]:
     table = model.ERP_METADATA.tables[dataset]
-    keys = model.KEYS[dataset]
+    keys = model.ROW_KEYS[dataset]
     others = tuple(
         c.name
         for c in table.columns
@@ -332,7 +333,7 @@ def _required_columns(dataset: str) -> tuple[str, ...]:
 def dataset_rules(dataset: str) -> tuple[Rule, ...]:
     """The rules of ``dataset``'s GX suite, in evaluation order."""
     rules = [Rule(dataset, "not_null", (c,)) for c in _required_columns(dataset)]
-    rules.append(Rule(dataset, "unique", model.KEYS[dataset]))
+    rules.append(Rule(dataset, "unique", model.ROW_KEYS[dataset]))
     rules += [Rule(dataset, "range", (c,), low=0.0) for c in _NON_NEGATIVE.get(dataset, ())]
     rules += [
         Rule(dataset, "range", (c,), low=0.0, strict=True) for c in _POSITIVE.get(dataset, ())

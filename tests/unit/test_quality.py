@@ -448,11 +448,31 @@ def test_duplicate_keys(dirty_run: tuple[Any, Any, GateResult]) -> None:
     r = dirty_run[2]
     rows = _q(r, "sales_order_lines", row_key="order_id=SO-5|line_no=1")
     assert len(rows) == 2
-    assert set(rows["field"]) == {"order_id,line_no"}
+    assert set(rows["field"]) == {"channel,order_id,line_no"}
     assert set(rows["expectation"]) == {"expect_compound_columns_to_be_unique"}
-    assert all("2 rows share the key (order_id,line_no)" in x for x in rows["reason"])
+    assert all("2 rows share the key (channel,order_id,line_no)" in x for x in rows["reason"])
     sup = _q(r, "suppliers", row_key="supplier_id=S3")
     assert len(sup) == 2 and set(sup["expectation"]) == {"expect_column_values_to_be_unique"}
+
+
+def test_the_same_order_number_in_two_channels_is_not_a_duplicate(
+    clean_run: tuple[model.ErpSnapshot, GateResult],
+) -> None:
+    """Sales lines are unique per (channel, order_id, line_no) (DESIGN): two
+    shops whose order numbers collide both flow; the same line twice in one
+    channel is still a duplicate."""
+    snapshot = copy.deepcopy(clean_run[0])
+    sales = snapshot.sales_order_lines
+    first = sales.iloc[[0]]
+    other_shop = first.assign(channel="woocommerce-eu")
+    snapshot.sales_order_lines = pd.concat([sales, other_shop], ignore_index=True)
+    result = validate_snapshot(snapshot, AS_OF)
+    assert len(result.clean.sales_order_lines) == len(sales) + 1
+    assert result.quarantine[result.quarantine["dataset"] == "sales_order_lines"].empty
+    snapshot.sales_order_lines = pd.concat([sales, first], ignore_index=True)
+    result = validate_snapshot(snapshot, AS_OF)
+    assert len(result.clean.sales_order_lines) == len(sales) - 1
+    assert len(result.quarantine[result.quarantine["dataset"] == "sales_order_lines"]) == 2
 
 
 def test_ranges(dirty_run: tuple[Any, Any, GateResult]) -> None:
@@ -659,7 +679,7 @@ def test_every_dataset_has_a_keyed_suite() -> None:
     for dataset in DATASETS:
         rules = dataset_rules(dataset)
         assert len({r.id for r in rules}) == len(rules)
-        assert any(r.kind == "unique" and r.columns == model.KEYS[dataset] for r in rules)
+        assert any(r.kind == "unique" and r.columns == model.ROW_KEYS[dataset] for r in rules)
         assert copy.deepcopy(rules) == rules
 
 
