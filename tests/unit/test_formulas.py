@@ -152,3 +152,26 @@ def test_abc_classes() -> None:
     assert abc_classes([90, 10]).tolist() == ["A", "B"]
     assert abc_classes([np.nan, 5]).tolist() == ["C", "A"]
     assert abc_classes([]).tolist() == []
+
+
+def test_cumulative_error_factor_sums_the_correlated_errors() -> None:
+    """ETS(A,N,N) (Hyndman et al. 2008, ch. 6): the h-day sum of forecast
+    errors has variance σ²·Σ_{k<h}(1 + α·k)². Checked against that sum term
+    by term, and by simulation: the level error carries into every later day."""
+    from replenish.policy.formulas import cumulative_error_factor
+
+    for h in (1, 2, 5, 10, 30):
+        for a in (0.0, 0.1, 0.3):
+            expected = sum((1 + a * k) ** 2 for k in range(h)) / h
+            assert cumulative_error_factor(h, a) == pytest.approx(expected)
+    assert cumulative_error_factor(10, 0.1) == pytest.approx(2.185)
+    assert cumulative_error_factor(0, 0.1) == 1.0
+    # simulate the errors of ETS(A,N,N) from one origin
+    rng = np.random.default_rng(5)
+    a, h, n = 0.1, 10, 20_000
+    errors = rng.standard_normal((n, h))
+    # y_{n+j} − ŷ_n = ε_{n+j} + α Σ_{i<j} ε_{n+i}  (the ETS(A,N,N) form)
+    paths = errors + a * (np.cumsum(errors, axis=1) - errors)
+    assert paths.sum(axis=1).var() / h == pytest.approx(cumulative_error_factor(h, a), rel=0.05)
+    with pytest.raises(ValueError, match="alpha"):
+        cumulative_error_factor(5, -0.1)
