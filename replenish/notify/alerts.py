@@ -6,8 +6,11 @@ batch of alerts to one channel: Slack (:mod:`replenish.notify.slack`), email
 (:mod:`replenish.notify.email`) or the run log (:class:`LogNotifier`).
 
 Every channel lists the alerts grouped by severity, most severe first, keeping
-the caller's order inside a group, and lists at most ``limit`` (50) of them;
-the rest are counted ("… and 12 more: 10 warning, 2 info").
+the caller's order inside a group, then the resolutions (``change ==
+"resolved"``: a condition announced before that is gone), and lists at most
+``limit`` (50) of them; the rest are counted ("… and 12 more: 10 warning, 2
+info"). Alerts that worsened since they were last announced are marked
+"worse" (docs/alerts.md, "De-duplication and resolution").
 """
 
 from __future__ import annotations
@@ -25,15 +28,19 @@ if TYPE_CHECKING:
     from replenish.settings import Settings
 
 __all__ = [
+    "CHANGES",
     "DEFAULT_LIMIT",
+    "RESOLVED",
     "SEVERITIES",
     "Alert",
     "LogNotifier",
     "Notifier",
     "build_notifiers",
+    "count_by_group",
     "count_by_severity",
     "deduplicate",
     "format_value",
+    "group_of",
     "render_html",
     "render_text",
     "send_all",
@@ -49,6 +56,17 @@ DEFAULT_LIMIT = 50
 
 _RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 
+#: The group label of resolution notices, listed after every severity.
+RESOLVED = "resolved"
+
+#: What an alert says about its condition, relative to what was announced
+#: before: ``""`` (no history: a plain alert), ``"new"`` (first notice),
+#: ``"worse"`` (re-sent because it worsened), ``"resolved"`` (it is gone).
+CHANGES: tuple[str, ...] = ("", "new", "worse", RESOLVED)
+
+#: Order of the groups in every rendering.
+_GROUP_RANK = {**_RANK, RESOLVED: len(SEVERITIES)}
+
 DetailValue = str | float | int
 
 
@@ -57,11 +75,15 @@ class Alert:
     """One thing a person should look at.
 
     ``kind`` names the rule that raised it (``stockout_risk``,
-    ``below_safety_stock``, ``data_quality``, ``run_failed``, ...);
-    ``severity`` is one of :data:`SEVERITIES`. ``details`` are the few numbers
-    that explain it (``on_hand``, ``reorder_point``, ``days_of_cover``, ...);
-    they are copied into a plain ``dict`` (treat it as read-only) so that an
-    alert pickles, deep-copies and JSON-serialises (Prefect task results).
+    ``below_safety_stock``, ``overstock``, ``po_late``, ``lead_time_drift``,
+    ``data_gate_stopped``, ``flow_failed``, ...: docs/alerts.md);
+    ``severity`` is one of :data:`SEVERITIES`. What it is about: ``sku`` and
+    ``location_id``, ``supplier_id``, and ``ref`` (another identifier: a
+    purchase order id, a flow name). ``details`` are the few numbers that
+    explain it (``on_hand``, ``reorder_point``, ``days_of_cover``, ...); they
+    are copied into a plain ``dict`` (treat it as read-only) so that an alert
+    pickles, deep-copies and JSON-serialises (Prefect task results).
+    ``change`` is one of :data:`CHANGES` (set by the de-duplication).
     """
 
     kind: str
@@ -71,6 +93,9 @@ class Alert:
     sku: str | None = None
     location_id: str | None = None
     details: Mapping[str, DetailValue] = field(default_factory=dict, hash=False)
+    supplier_id: str | None = None
+    ref: str | None = None
+    change: str = ""
 
     def __post_init__(self) -> None:
         if self.severity not in _RANK:
@@ -79,16 +104,25 @@ class Alert:
             )
         if not self.kind:
             raise ValueError("alert kind must not be empty")
+        if self.change not in CHANGES:
+            raise ValueError(
+                f"alert change must be one of {', '.join(map(repr, CHANGES))}, got {self.change!r}"
+            )
         object.__setattr__(self, "details", dict(self.details))
 
     @property
     def key(self) -> str:
-        """Stable de-duplication key: ``kind|sku|location_id`` (empty parts for ``None``).
+        """Stable de-duplication key: ``kind|sku|location_id``, followed by
+        ``|supplier_id|ref`` when either is set (empty parts for ``None``).
 
-        The same condition on the same SKU at the same location has the same
-        key from one run to the next, whatever its severity or wording.
+        The same condition on the same SKU at the same location (the same
+        purchase order, the same supplier, the same flow) has the same key from
+        one run to the next, whatever its severity, wording or ``change``.
         """
-        return f"{self.kind}|{self.sku or ''}|{self.location_id or ''}"
+        key = f"{self.kind}|{self.sku or ''}|{self.location_id or ''}"
+        if self.supplier_id or self.ref:
+            key += f"|{self.supplier_id or ''}|{self.ref or ''}"
+        return key
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (the inverse of :meth:`from_dict`)."""
@@ -100,6 +134,9 @@ class Alert:
             "sku": self.sku,
             "location_id": self.location_id,
             "details": dict(self.details),
+            "supplier_id": self.supplier_id,
+            "ref": self.ref,
+            "change": self.change,
         }
 
     @classmethod
@@ -112,6 +149,9 @@ class Alert:
             sku=data.get("sku"),
             location_id=data.get("location_id"),
             details=data.get("details") or {},
+            supplier_id=data.get("supplier_id"),
+            ref=data.get("ref"),
+            change=data.get("change") or "",
         )
 
     @property
@@ -120,14 +160,28 @@ class Alert:
         return _RANK[self.severity]
 
     @property
+    def group(self) -> str:
+        """The rendering group: ``"resolved"`` for a resolution, else the severity."""
+        return RESOLVED if self.change == RESOLVED else self.severity
+
+    @property
     def where(self) -> str:
-        """``SKU-1 @ WH1``, ``SKU-1``, ``@ WH1`` or ``""``."""
+        """``SKU-1 @ WH1``, ``SKU-1``, ``@ WH1``, ``supplier S1``, ``PO-7 · supplier
+        S1 @ WH1`` or ``""``."""
         parts = []
         if self.sku:
             parts.append(self.sku)
+        if self.ref and not self.sku and self.kind not in _REF_HIDDEN:
+            parts.append(self.ref)
+        if self.supplier_id:
+            parts.append(f"{'· ' if parts else ''}supplier {self.supplier_id}")
         if self.location_id:
             parts.append(f"@ {self.location_id}")
         return " ".join(parts)
+
+
+#: Kinds whose ``ref`` is only a de-duplication key (the flow name is in the title).
+_REF_HIDDEN = frozenset({"flow_failed", "flow_crashed"})
 
 
 @runtime_checkable
@@ -148,23 +202,36 @@ class Notifier(Protocol):
 # --------------------------------------------------------------------------- helpers
 
 
+def group_of(alert: Alert) -> str:
+    """``"resolved"`` for a resolution notice, else the alert's severity."""
+    return alert.group
+
+
 def sort_alerts(alerts: Iterable[Alert]) -> list[Alert]:
-    """Most severe first; the caller's order is kept inside a severity."""
-    return sorted(alerts, key=lambda alert: alert.rank)
+    """Most severe first, resolutions last; the caller's order is kept inside a group."""
+    return sorted(alerts, key=lambda alert: _GROUP_RANK[alert.group])
 
 
 def count_by_severity(alerts: Iterable[Alert]) -> dict[str, int]:
-    """``{"critical": 3, "warning": 5}``: non-zero counts only, most severe first."""
+    """``{"critical": 3, "warning": 5}``: non-zero counts only, most severe first
+    (resolution notices counted under their last severity)."""
     counts = Counter(alert.severity for alert in alerts)
     return {severity: counts[severity] for severity in SEVERITIES if counts[severity]}
 
 
+def count_by_group(alerts: Iterable[Alert]) -> dict[str, int]:
+    """``{"critical": 3, "resolved": 2}``: non-zero counts per rendering group,
+    most severe first, resolutions last."""
+    counts = Counter(alert.group for alert in alerts)
+    return {group: counts[group] for group in _GROUP_RANK if counts[group]}
+
+
 def summarize(alerts: Iterable[Alert]) -> str:
-    """``"3 critical, 5 warning"``, or ``"no alerts"``."""
-    counts = count_by_severity(alerts)
+    """``"3 critical, 5 warning, 2 resolved"``, or ``"no alerts"``."""
+    counts = count_by_group(alerts)
     if not counts:
         return "no alerts"
-    return ", ".join(f"{count} {severity}" for severity, count in counts.items())
+    return ", ".join(f"{count} {group}" for group, count in counts.items())
 
 
 def deduplicate(alerts: Iterable[Alert]) -> list[Alert]:
@@ -204,14 +271,20 @@ def _split(alerts: Sequence[Alert], limit: int) -> tuple[list[Alert], list[Alert
 
 
 def _groups(alerts: Sequence[Alert]) -> list[tuple[str, list[Alert]]]:
-    """Consecutive runs of one severity (the input is sorted)."""
+    """Consecutive runs of one group (the input is sorted)."""
     groups: list[tuple[str, list[Alert]]] = []
     for alert in alerts:
-        if groups and groups[-1][0] == alert.severity:
+        if groups and groups[-1][0] == alert.group:
             groups[-1][1].append(alert)
         else:
-            groups.append((alert.severity, [alert]))
+            groups.append((alert.group, [alert]))
     return groups
+
+
+def change_label(alert: Alert) -> str:
+    """``"worse"`` for a re-sent alert, ``""`` otherwise (new ones are the rule,
+    resolutions have their own group)."""
+    return "worse" if alert.change == "worse" else ""
 
 
 def more_line(omitted: Sequence[Alert]) -> str:
@@ -227,13 +300,16 @@ def render_text(alerts: Sequence[Alert], heading: str, *, limit: int = DEFAULT_L
     grouped by severity (most severe first), at most ``limit`` alerts listed."""
     shown, omitted = _split(alerts, limit)
     lines = [one_line(heading), f"{summarize(alerts)} ({len(alerts)} alerts)"]
-    for severity, group in _groups(shown):
-        total = sum(1 for alert in alerts if alert.severity == severity)
-        lines += ["", f"{severity.upper()} ({total})"]
+    for label, group in _groups(shown):
+        total = sum(1 for alert in alerts if alert.group == label)
+        lines += ["", f"{label.upper()} ({total})"]
         for alert in group:
             title = one_line(alert.title)
             where = f" — {alert.where}" if alert.where else ""
-            lines.append(f"- [{alert.kind}] {title}{where}")
+            marks = f"[{alert.kind}]"
+            if change_label(alert):
+                marks += f" [{change_label(alert)}]"
+            lines.append(f"- {marks} {title}{where}")
             if alert.message:
                 lines.extend(f"  {line}" for line in alert.message.strip().splitlines())
             if alert.details:
@@ -246,7 +322,7 @@ def render_text(alerts: Sequence[Alert], heading: str, *, limit: int = DEFAULT_L
     return "\n".join(lines) + "\n"
 
 
-_COLOURS = {"critical": "#b00020", "warning": "#b36b00", "info": "#1f5fa8"}
+_COLOURS = {"critical": "#b00020", "warning": "#b36b00", "info": "#1f5fa8", RESOLVED: "#1b7a3a"}
 
 
 def render_html(alerts: Sequence[Alert], heading: str, *, limit: int = DEFAULT_LIMIT) -> str:
@@ -266,13 +342,18 @@ def render_html(alerts: Sequence[Alert], heading: str, *, limit: int = DEFAULT_L
         f"<h2>{esc(one_line(heading))}</h2>",
         f"<p><strong>{esc(summarize(alerts))}</strong> ({len(alerts)} alerts)</p>",
     ]
-    for severity, group in _groups(shown):
-        total = sum(1 for alert in alerts if alert.severity == severity)
-        colour = _COLOURS.get(severity, "#333333")
-        out.append(f'<h3 style="color: {colour};">{esc(severity.upper())} ({total})</h3>')
+    for label, group in _groups(shown):
+        total = sum(1 for alert in alerts if alert.group == label)
+        colour = _COLOURS.get(label, "#333333")
+        out.append(f'<h3 style="color: {colour};">{esc(label.upper())} ({total})</h3>')
         out.append("<ul>")
         for alert in group:
             item = [f"<li><strong>{esc(one_line(alert.title))}</strong>"]
+            if change_label(alert):
+                item.append(
+                    f' <span style="color: {_COLOURS["critical"]};">'
+                    f"[{esc(change_label(alert))}]</span>"
+                )
             if alert.where:
                 item.append(f" — <code>{esc(alert.where)}</code>")
             item.append(f' <span style="color: #666666;">[{esc(alert.kind)}]</span>')
@@ -301,7 +382,8 @@ _LEVELS = {"critical": logging.ERROR, "warning": logging.WARNING, "info": loggin
 class LogNotifier:
     """Writes each alert to a logger (in a flow: the Prefect run logger).
 
-    Levels: critical → ERROR, warning → WARNING, info → INFO. At most
+    Levels: critical → ERROR, warning → WARNING, info and resolutions →
+    INFO. At most
     ``limit`` alerts are logged one per line (most severe first); the rest
     are counted in one last line. Never raises for a delivery problem.
     """
@@ -322,11 +404,16 @@ class LogNotifier:
         for alert in shown:
             where = f" ({alert.where})" if alert.where else ""
             details = ", ".join(f"{k}={format_value(v)}" for k, v in alert.details.items())
+            if alert.change == RESOLVED:
+                level, label = logging.INFO, f"resolved {alert.severity}"
+            else:
+                level = _LEVELS.get(alert.severity, logging.WARNING)
+                label = alert.severity + (" (worse)" if alert.change == "worse" else "")
             self.logger.log(
-                _LEVELS.get(alert.severity, logging.WARNING),
+                level,
                 "%s: %s alert [%s] %s%s: %s%s",
                 heading,
-                alert.severity,
+                label,
                 alert.kind,
                 one_line(alert.title),
                 where,
@@ -352,51 +439,50 @@ def build_notifiers(
     when ``slack_webhook_url`` is set, then email when ``smtp_host`` and
     ``alert_email_to`` are both set. A half-configured email channel is
     skipped with a warning naming the missing setting (never a secret).
+
+    (The flows build theirs from Prefect blocks first: ``tasks.publish.alert_channels``.)
     """
-    from replenish.notify.email import EmailNotifier
+    from replenish.notify.channels import email_from_settings, slack_url
     from replenish.notify.slack import SlackWebhookNotifier
 
     notifiers: list[Notifier] = [LogNotifier(logger)]
-    if settings.slack_webhook_url is not None:
-        url = settings.slack_webhook_url.get_secret_value().strip()
-        if url:
-            notifiers.append(SlackWebhookNotifier(url))
-    if settings.smtp_host and settings.alert_email_to:
-        password = settings.smtp_password
-        notifiers.append(
-            EmailNotifier(
-                settings.smtp_host,
-                settings.smtp_port,
-                settings.alert_email_from,
-                list(settings.alert_email_to),
-                username=settings.smtp_username or None,
-                password=password.get_secret_value() if password is not None else None,
-                starttls=settings.smtp_starttls,
-                timeout=settings.smtp_timeout,
-            )
-        )
-    elif settings.smtp_host:
-        logger.warning(
-            "email alerts are off: REPLENISH_SMTP_HOST is set but REPLENISH_ALERT_EMAIL_TO is empty"
-        )
-    elif settings.alert_email_to:
-        logger.warning(
-            "email alerts are off: REPLENISH_ALERT_EMAIL_TO is set but REPLENISH_SMTP_HOST is not"
-        )
+    url = slack_url(settings)
+    if url:
+        notifiers.append(SlackWebhookNotifier(url))
+    email = email_from_settings(settings, logger)
+    if email is not None:
+        notifiers.append(email)
     return notifiers
 
 
 def send_all(
-    notifiers: Iterable[Notifier], alerts: Sequence[Alert], *, heading: str
+    notifiers: Iterable[Notifier],
+    alerts: Sequence[Alert],
+    *,
+    heading: str,
+    digest: bool = True,
 ) -> dict[str, NotifyError]:
     """Send to every channel, even when one fails; return the failures by
     channel name (empty when all succeeded). The caller decides whether a
     failure fails the run (a :class:`~replenish.errors.NotifyUnavailable` is
-    worth a retry of that channel alone)."""
+    worth a retry of that channel alone).
+
+    ``digest`` (default): one message per channel grouping every alert (Slack
+    splits it into parts past its 50-block limit). ``digest=False``: one
+    message per alert, most severe first; a channel that fails on one alert
+    is not tried with the rest (its failure says how many went out).
+    """
     failures: dict[str, NotifyError] = {}
+    batches = [list(alerts)] if digest else [[alert] for alert in sort_alerts(alerts)]
     for notifier in notifiers:
-        try:
-            notifier.send(alerts, heading=heading)
-        except NotifyError as error:
-            failures[notifier.name] = error
+        for number, batch in enumerate(batches, start=1):
+            try:
+                notifier.send(batch, heading=heading)
+            except NotifyError as error:
+                if not digest and len(batches) > 1:
+                    error = type(error)(
+                        f"{error} (alert {number} of {len(batches)}; {number - 1} already sent)"
+                    )
+                failures[notifier.name] = error
+                break
     return failures

@@ -1,12 +1,16 @@
 """Alerts by email: one ``multipart/alternative`` message (text + HTML) over SMTP.
 
-Subject: ``[replenish] 3 critical, 5 warning — nightly 2026-11-21``. The
+Subject: ``[replenish] 3 critical, 5 warning — nightly 2026-11-21`` for a
+digest, ``[replenish] critical: SKU-1 @ WH1: stockout before the next delivery
+— nightly 2026-11-21`` for a message of one alert. The
 message carries ``Date``, ``Message-ID`` and ``Auto-Submitted:
 auto-generated`` (RFC 3834: auto-responders must not answer it).
 
 Transport: plain SMTP, optionally upgraded with ``STARTTLS``, or implicit TLS
 (SMTPS) when ``implicit_tls`` is set (by default: when the port is 465);
-``AUTH`` when a username is given. Failures:
+``AUTH`` when a username is given. TLS certificates are verified unless
+``verify=False`` (the ``verify`` field of a Prefect ``EmailServerCredentials``
+block). Failures:
 
 * the server cannot be reached, times out, drops the connection, or answers
   with a 4xx (greylisting, "try again later") →
@@ -29,7 +33,14 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
 from replenish.errors import ConfigurationError, NotifyError, NotifyUnavailable
-from replenish.notify.alerts import Alert, one_line, render_html, render_text, summarize
+from replenish.notify.alerts import (
+    RESOLVED,
+    Alert,
+    one_line,
+    render_html,
+    render_text,
+    summarize,
+)
 
 __all__ = ["EmailNotifier"]
 
@@ -41,6 +52,14 @@ def _reply(code: int, message: bytes | str) -> str:
 
 def _is_transient(code: int) -> bool:
     return 400 <= code < 500
+
+
+def _wire_bytes(message: EmailMessage) -> bytes:
+    """The message as sent: CRLF line ends, headers folded only past RFC 5322's
+    hard limit of 998 characters. (Python's folding at 78 puts two spaces
+    where a long subject with a non-ASCII character — the "—" of ours — is
+    folded; the parts' bodies were encoded when they were set, unaffected.)"""
+    return message.as_bytes(policy=message.policy.clone(max_line_length=998, linesep="\r\n"))
 
 
 class EmailNotifier:
@@ -62,6 +81,7 @@ class EmailNotifier:
         implicit_tls: bool | None = None,
         subject_prefix: str = "[replenish]",
         local_hostname: str | None = None,
+        verify: bool = True,
     ) -> None:
         recipients = [address.strip() for address in recipients if address.strip()]
         if not host:
@@ -81,6 +101,7 @@ class EmailNotifier:
         self.implicit_tls = (port == 465 and not starttls) if implicit_tls is None else implicit_tls
         self.subject_prefix = subject_prefix
         self.local_hostname = local_hostname
+        self.verify = verify
 
     def __repr__(self) -> str:
         return (
@@ -92,8 +113,17 @@ class EmailNotifier:
     # ----------------------------------------------------------------- message
 
     def subject(self, alerts: Sequence[Alert], heading: str) -> str:
-        """``[replenish] 3 critical, 5 warning — nightly 2026-11-21``."""
+        """``[replenish] 3 critical, 5 warning — nightly 2026-11-21``; for one
+        alert ``[replenish] critical: <title> — nightly 2026-11-21`` (``worse
+        critical``, ``resolved`` as the case may be)."""
         prefix = f"{self.subject_prefix} " if self.subject_prefix else ""
+        if len(alerts) == 1:
+            (alert,) = alerts
+            label = alert.group if alert.change != "worse" else f"worse {alert.severity}"
+            title = alert.title
+            if alert.change == RESOLVED and title.lower().startswith("resolved: "):
+                title = title[len("resolved: ") :]
+            return one_line(f"{prefix}{label}: {title} — {heading}")
         return one_line(f"{prefix}{summarize(alerts)} — {heading}")
 
     def build_message(self, alerts: Sequence[Alert], *, heading: str) -> EmailMessage:
@@ -167,13 +197,20 @@ class EmailNotifier:
                 f"{len(self.recipients)} recipient(s) and refused: {detail}"
             )
 
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
     def _deliver(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
         smtp: smtplib.SMTP
         if self.implicit_tls:
             smtp = smtplib.SMTP_SSL(
                 timeout=self.timeout,
                 local_hostname=self.local_hostname,
-                context=ssl.create_default_context(),
+                context=self._tls_context(),
             )
         else:
             smtp = smtplib.SMTP(timeout=self.timeout, local_hostname=self.local_hostname)
@@ -183,11 +220,11 @@ class EmailNotifier:
                 raise smtplib.SMTPConnectError(code, reply)
             if self.starttls and not self.implicit_tls:
                 smtp.ehlo()
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=self._tls_context())
                 smtp.ehlo()
             if self.username:
                 smtp.login(self.username, self._password or "")
-            return smtp.send_message(message, from_addr=self.sender, to_addrs=self.recipients)
+            return smtp.sendmail(self.sender, self.recipients, _wire_bytes(message))
         finally:
             try:
                 smtp.quit()

@@ -24,33 +24,51 @@ a mention.
 The webhook URL is a secret (anyone holding it can post to the channel): it
 never appears in an error, a ``repr`` or a log line; this module also redacts
 it from the request lines the ``httpx`` logger writes at INFO.
+
+Transport: by default :class:`SlackWebhookNotifier` posts with ``httpx``. In
+the flows it posts through ``prefect_slack``'s ``SlackWebhook`` block instead
+(``block.get_client(sync_client=True)``, a ``slack_sdk`` ``WebhookClient``):
+:func:`webhook_client_poster` adapts that client, so the payloads, retries
+and error classification are the same whichever way the message leaves.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+import urllib.error
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from replenish.errors import ConfigurationError, NotifyError, NotifyUnavailable
 from replenish.notify.alerts import (
+    RESOLVED,
     Alert,
-    count_by_severity,
+    count_by_group,
     format_value,
     one_line,
     sort_alerts,
     summarize,
 )
 
-__all__ = ["MAX_BLOCKS", "MAX_SECTION_TEXT", "SlackWebhookNotifier", "build_payloads"]
+__all__ = [
+    "MAX_BLOCKS",
+    "MAX_SECTION_TEXT",
+    "SlackPostFailed",
+    "SlackReply",
+    "SlackWebhookNotifier",
+    "build_payloads",
+    "webhook_client_poster",
+]
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -62,6 +80,7 @@ _EMOJI = {
     "critical": ":red_circle:",
     "warning": ":large_orange_circle:",
     "info": ":large_blue_circle:",
+    RESOLVED: ":white_check_mark:",
 }
 
 # header, summary section, divider, context: the blocks every message carries
@@ -92,8 +111,13 @@ def _code(text: str) -> str:
 
 
 def _alert_text(alert: Alert) -> str:
-    emoji = _EMOJI.get(alert.severity, ":white_circle:")
-    lines = [f"{emoji} *{alert.severity.upper()}* · *{_mrkdwn_escape(one_line(alert.title))}*"]
+    emoji = _EMOJI.get(alert.group, ":white_circle:")
+    label = f"*{alert.group.upper()}*"
+    if alert.change == RESOLVED:
+        label += f" (was {alert.severity})"
+    elif alert.change == "worse":
+        label += " · _worse_"
+    lines = [f"{emoji} {label} · *{_mrkdwn_escape(one_line(alert.title))}*"]
     message = alert.message.strip()
     if message:
         if len(message) > _MAX_MESSAGE_CHARS:
@@ -104,6 +128,10 @@ def _alert_text(alert: Alert) -> str:
         where.append(f"SKU {_code(alert.sku)}")
     if alert.location_id:
         where.append(f"location {_code(alert.location_id)}")
+    if alert.supplier_id:
+        where.append(f"supplier {_code(alert.supplier_id)}")
+    if alert.ref and not alert.sku:
+        where.append(f"ref {_code(alert.ref)}")
     where.append(f"kind {_code(alert.kind)}")
     lines.append(" · ".join(where))
     if alert.details:
@@ -124,7 +152,7 @@ def _chunks(alerts: Sequence[Alert], max_blocks: int) -> list[list[Alert]]:
     current: list[Alert] = []
     used = 0
     for alert in sort_alerts(alerts):
-        need = 1 + (1 if current and current[-1].severity != alert.severity else 0)
+        need = 1 + (1 if current and current[-1].group != alert.group else 0)
         if current and used + need > budget:
             chunks.append(current)
             current, used, need = [], 0, 1
@@ -141,16 +169,16 @@ def build_payloads(
     """The JSON bodies to post, one per Slack message (empty for no alerts).
 
     Each message: a ``header`` (the heading), a ``section`` with the batch's
-    counts, a ``divider``, one ``section`` per alert (most severe first, a
-    ``divider`` between severities) and a ``context`` footer; ``text`` is the
-    notification fallback.
+    counts, a ``divider``, one ``section`` per alert (most severe first,
+    resolutions last, a ``divider`` between groups) and a ``context`` footer;
+    ``text`` is the notification fallback.
     """
     chunks = _chunks(alerts, max_blocks)
     total = len(chunks)
     summary = summarize(alerts)
     summary_md = " · ".join(
         f"{_EMOJI.get(severity, '')} *{count} {severity}*"
-        for severity, count in count_by_severity(alerts).items()
+        for severity, count in count_by_group(alerts).items()
     )
     payloads: list[dict[str, Any]] = []
     first = 1
@@ -170,12 +198,12 @@ def build_payloads(
         ]
         previous: str | None = None
         for alert in chunk:
-            if previous is not None and alert.severity != previous:
+            if previous is not None and alert.group != previous:
                 blocks.append({"type": "divider"})
             blocks.append(
                 {"type": "section", "text": {"type": "mrkdwn", "text": _alert_text(alert)}}
             )
-            previous = alert.severity
+            previous = alert.group
         last = first + len(chunk) - 1
         footer = f"replenish · alerts {first}–{last} of {len(alerts)}"
         if total > 1:
@@ -229,14 +257,109 @@ class _RedactSecrets(logging.Filter):
 
 _HTTPX_REDACTOR = _RedactSecrets()
 logging.getLogger("httpx").addFilter(_HTTPX_REDACTOR)
+_SDK_REDACTOR = _RedactSecrets()
+logging.getLogger("replenish.notify.slack_sdk").addFilter(_SDK_REDACTOR)
+
+
+# --------------------------------------------------------------------------- transport
+
+
+@dataclass(frozen=True)
+class SlackReply:
+    """What the webhook answered: the HTTP status, headers and body text."""
+
+    status: int
+    body: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str:
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), "")
+
+
+class SlackPostFailed(Exception):
+    """The POST got no HTTP answer. ``problem`` is safe to show (no URL);
+    ``transient``: worth a retry (a refused connection, a timeout), or not
+    (an unusable URL)."""
+
+    def __init__(self, problem: str, *, transient: bool = True) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.transient = transient
+
+
+class SlackPoster(Protocol):
+    """POST one JSON payload to the webhook within ``timeout`` seconds.
+
+    Returns the answer whatever its status; raises :class:`SlackPostFailed`
+    when there is none."""
+
+    def __call__(self, payload: dict[str, Any], timeout: float) -> SlackReply: ...
+
+
+class _WebhookClient(Protocol):
+    """The part of ``slack_sdk.webhook.WebhookClient`` the poster uses."""
+
+    url: str
+    timeout: int
+    logger: logging.Logger
+    retry_handlers: list[Any]
+
+    def send(self, *, text: str | None = ..., blocks: Sequence[Any] | None = ...) -> Any: ...
+
+
+#: ``slack_sdk`` logs the request URL at DEBUG and INFO (a retry) and the
+#: error at ERROR: its webhook clients log here instead, WARNING and up only,
+#: secrets redacted.
+_SDK_LOGGER = logging.getLogger("replenish.notify.slack_sdk")
+_SDK_LOGGER.setLevel(logging.WARNING)
+
+
+def webhook_client_poster(client: _WebhookClient) -> SlackPoster:
+    """A :class:`SlackPoster` over a ``slack_sdk`` ``WebhookClient`` — the one
+    ``prefect_slack.SlackWebhook.get_client(sync_client=True)`` returns.
+
+    The client's own retry handlers are removed (the notifier retries, with
+    the same bounds as over ``httpx``) and its logger replaced by a quiet one
+    that redacts the URL. Its ``send(text=..., blocks=...)`` posts the Block
+    Kit payload; ``urllib`` errors become :class:`SlackPostFailed`.
+    """
+    client.retry_handlers = []
+    client.logger = _SDK_LOGGER
+    _SDK_REDACTOR.add(client.url)
+    _HTTPX_REDACTOR.add(client.url)
+
+    def post(payload: dict[str, Any], timeout: float) -> SlackReply:
+        client.timeout = max(1, math.ceil(timeout))
+        try:
+            response = client.send(text=payload.get("text"), blocks=payload.get("blocks"))
+        except TimeoutError as exc:
+            raise SlackPostFailed(f"timed out after {timeout:g} s ({type(exc).__name__})") from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            if isinstance(reason, TimeoutError):
+                raise SlackPostFailed(f"timed out after {timeout:g} s (URLError)") from None
+            text = _HTTPX_REDACTOR.redact(one_line(str(reason)))[:200]
+            raise SlackPostFailed(f"connection failed (URLError: {text})") from None
+        except ValueError as exc:  # urllib: "unknown url type"
+            raise SlackPostFailed(
+                f"Slack webhook URL is not usable ({type(exc).__name__})", transient=False
+            ) from None
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise SlackPostFailed(f"connection failed ({reason})") from None
+        headers = {str(k): str(v) for k, v in (getattr(response, "headers", None) or {}).items()}
+        return SlackReply(int(response.status_code), str(response.body or ""), headers)
+
+    return post
 
 
 # --------------------------------------------------------------------------- notifier
 
 
-def _retry_after(response: httpx.Response, default: float) -> float:
+def _retry_after(response: SlackReply, default: float) -> float:
     """``Retry-After`` as seconds (delta-seconds or an HTTP date)."""
-    value = response.headers.get("Retry-After", "").strip()
+    value = response.header("Retry-After").strip()
     if not value:
         return default
     try:
@@ -252,12 +375,8 @@ def _retry_after(response: httpx.Response, default: float) -> float:
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
-def _body_excerpt(response: httpx.Response) -> str:
-    try:
-        text = response.text
-    except (UnicodeDecodeError, LookupError):
-        text = ""
-    return one_line(text)[:200] or "(empty body)"
+def _body_excerpt(response: SlackReply) -> str:
+    return one_line(response.body)[:200] or "(empty body)"
 
 
 class SlackWebhookNotifier:
@@ -268,6 +387,8 @@ class SlackWebhookNotifier:
     ``Retry-After`` capped at ``max_retry_after``. ``client`` (not closed
     here) lets a caller share a connection pool or set transports; by default
     each :meth:`send` opens and closes its own client with ``timeout``.
+    ``poster`` replaces ``httpx`` altogether (:func:`webhook_client_poster`:
+    ``prefect_slack``'s client); ``url`` is then only checked and redacted.
     """
 
     name = "slack"
@@ -282,6 +403,7 @@ class SlackWebhookNotifier:
         backoff: float = 0.5,
         max_retry_after: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        poster: SlackPoster | None = None,
     ) -> None:
         url = url.strip()
         try:
@@ -298,6 +420,7 @@ class SlackWebhookNotifier:
         self.backoff = max(0.0, backoff)
         self.max_retry_after = max(0.0, max_retry_after)
         self._sleep = sleep
+        self._poster = poster
         _HTTPX_REDACTOR.add(url)
         path = parsed.raw_path.decode("ascii", "replace")
         if len(path) > 8:
@@ -315,10 +438,10 @@ class SlackWebhookNotifier:
         payloads = build_payloads(alerts, heading=heading)
         if not payloads:
             return
-        with self._client_context() as client:
+        with self._poster_context() as post:
             for number, payload in enumerate(payloads, start=1):
                 try:
-                    self._post(client, payload)
+                    self._post(post, payload)
                 except NotifyError as error:
                     if number == 1:
                         raise
@@ -328,33 +451,58 @@ class SlackWebhookNotifier:
                     ) from None
 
     @contextlib.contextmanager
-    def _client_context(self) -> Iterator[httpx.Client]:
+    def _poster_context(self) -> Iterator[SlackPoster]:
+        if self._poster is not None:
+            yield self._poster
+            return
         if self._client is not None:
-            yield self._client
+            yield self._httpx_poster(self._client)
             return
         with httpx.Client(timeout=self.timeout, headers={"User-Agent": "replenish"}) as client:
-            yield client
+            yield self._httpx_poster(client)
 
-    def _post(self, client: httpx.Client, payload: dict[str, Any]) -> None:
+    def _httpx_poster(self, client: httpx.Client) -> SlackPoster:
+        def post(payload: dict[str, Any], timeout: float) -> SlackReply:
+            try:
+                response = client.post(self._url, json=payload, timeout=timeout)
+            except httpx.TimeoutException as exc:
+                raise SlackPostFailed(
+                    f"timed out after {timeout:g} s ({type(exc).__name__})"
+                ) from None
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                raise SlackPostFailed(
+                    f"Slack webhook URL is not usable ({type(exc).__name__})", transient=False
+                ) from None
+            except httpx.TransportError as exc:
+                reason = _HTTPX_REDACTOR.redact(one_line(str(exc)))[:200]
+                raise SlackPostFailed(
+                    f"connection failed ({type(exc).__name__}: {reason})"
+                ) from None
+            except httpx.HTTPError as exc:
+                raise SlackPostFailed(
+                    f"Slack webhook request failed ({type(exc).__name__})", transient=False
+                ) from None
+            try:
+                body = response.text
+            except (UnicodeDecodeError, LookupError):
+                body = ""
+            return SlackReply(response.status_code, body, dict(response.headers))
+
+        return post
+
+    def _post(self, post: SlackPoster, payload: dict[str, Any]) -> None:
         attempt = 0
         while True:
             attempt += 1
             wait = self.backoff * 2 ** (attempt - 1)
             try:
-                response = client.post(self._url, json=payload, timeout=self.timeout)
-            except httpx.TimeoutException as exc:
-                problem = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
-            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-                raise NotifyError(
-                    f"Slack webhook URL is not usable ({type(exc).__name__})"
-                ) from None
-            except httpx.TransportError as exc:
-                reason = _HTTPX_REDACTOR.redact(one_line(str(exc)))[:200]
-                problem = f"connection failed ({type(exc).__name__}: {reason})"
-            except httpx.HTTPError as exc:
-                raise NotifyError(f"Slack webhook request failed ({type(exc).__name__})") from None
+                response = post(payload, self.timeout)
+            except SlackPostFailed as exc:
+                if not exc.transient:
+                    raise NotifyError(exc.problem) from None
+                problem = exc.problem
             else:
-                status = response.status_code
+                status = response.status
                 if 200 <= status < 300:
                     return
                 body = _HTTPX_REDACTOR.redact(_body_excerpt(response))

@@ -6,12 +6,13 @@ import dataclasses
 import json
 import logging
 import pickle
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from email.message import EmailMessage
 
 import httpx
 import pydantic_core
 import pytest
+from slack_sdk.webhook import WebhookClient
 
 from replenish.errors import ConfigurationError, NotifyError, NotifyUnavailable
 from replenish.notify import (
@@ -27,6 +28,8 @@ from replenish.notify import (
     send_all,
     summarize,
 )
+from replenish.notify.channels import UnavailableChannel, email_from_server
+from replenish.notify.slack import webhook_client_poster
 from replenish.settings import Settings
 from tests.servers import HttpRecorder, Response, SmtpRecorder, closed_port
 
@@ -506,3 +509,216 @@ def test_email_sends_nothing_for_no_alerts() -> None:
 def test_summary_wording() -> None:
     assert summarize([]) == "no alerts"
     assert summarize(mixed_batch()) == "2 critical, 1 warning, 1 info"
+
+
+# =========================================================================== changes, digest
+
+
+def test_renderings_of_new_worse_and_resolved() -> None:
+    batch = [
+        dataclasses.replace(alert("warning", "SKU-R"), change="resolved", title="Resolved: R"),
+        dataclasses.replace(alert("critical", "SKU-W"), change="worse"),
+        dataclasses.replace(alert("warning", "SKU-N"), change="new"),
+    ]
+    assert summarize(batch) == "1 critical, 1 warning, 1 resolved"
+    text, page = render_text(batch, HEADING), render_html(batch, HEADING)
+    assert text.index("CRITICAL (1)") < text.index("WARNING (1)") < text.index("RESOLVED (1)")
+    assert "- [stockout_risk] [worse] Stockout risk for SKU-W" in text
+    assert "- [stockout_risk] Stockout risk for SKU-N" in text  # new is the rule: no mark
+    assert page.index("CRITICAL (1)") < page.index("RESOLVED (1)") and "[worse]" in page
+    with pytest.raises(ValueError, match="alert change"):
+        dataclasses.replace(alert(), change="better")
+    # the change is not part of the key, and survives JSON
+    assert batch[1].key == alert().key.replace("SKU-1", "SKU-W")
+    assert Alert.from_dict(json.loads(json.dumps(batch[0].to_dict()))) == batch[0]
+
+
+def test_supplier_and_ref_make_their_own_key() -> None:
+    po = Alert(
+        kind="po_late", severity="warning", title="t", message="m", supplier_id="S1", ref="P9"
+    )
+    other = dataclasses.replace(po, ref="P10")
+    assert po.key == "po_late|||S1|P9" != other.key
+    assert po.where == "P9 · supplier S1"
+
+
+def test_log_notifier_logs_resolutions_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("replenish.test.alerts")
+    resolved = dataclasses.replace(alert("critical"), change="resolved")
+    with caplog.at_level(logging.DEBUG, logger=logger.name):
+        LogNotifier(logger).send([resolved], heading=HEADING)
+    (record,) = caplog.records
+    assert record.levelno == logging.INFO and "resolved critical alert" in record.getMessage()
+
+
+def test_send_all_one_message_per_alert_stops_a_failing_channel() -> None:
+    got: list[list[str]] = []
+
+    class Recorder:
+        name = "rec"
+
+        def send(self, alerts: Sequence[Alert], *, heading: str) -> None:
+            got.append([a.sku or "" for a in alerts])
+
+    class FailsSecond:
+        name = "flaky"
+        calls = 0
+
+        def send(self, alerts: object, *, heading: str) -> None:
+            FailsSecond.calls += 1
+            if FailsSecond.calls == 2:
+                raise NotifyUnavailable("down")
+
+    failures = send_all([Recorder(), FailsSecond()], mixed_batch(), heading=HEADING, digest=False)
+    assert got == [["SKU-C1"], ["SKU-C2"], ["SKU-W1"], ["SKU-I1"]]  # most severe first
+    assert FailsSecond.calls == 2
+    assert str(failures["flaky"]) == "down (alert 2 of 4; 1 already sent)"
+    assert isinstance(failures["flaky"], NotifyUnavailable)
+
+
+# =========================================================================== Slack via slack_sdk
+
+
+def sdk_slack(url: str, **options: object) -> tuple[SlackWebhookNotifier, Sleeps]:
+    """A notifier posting through slack_sdk's WebhookClient, the client
+    prefect_slack's SlackWebhook block hands out."""
+    sleeps = Sleeps()
+    options.setdefault("backoff", 0.01)
+    client = WebhookClient(url=url + HOOK_PATH)
+    notifier = SlackWebhookNotifier(
+        url + HOOK_PATH,
+        poster=webhook_client_poster(client),
+        sleep=sleeps,
+        **options,  # type: ignore[arg-type]
+    )
+    return notifier, sleeps
+
+
+def test_slack_sdk_poster_posts_the_block_kit_payload() -> None:
+    with HttpRecorder() as server:
+        notifier, _ = sdk_slack(server.url)
+        notifier.send(mixed_batch(), heading=HEADING)
+    (request,) = server.requests
+    assert request.method == "POST" and request.path == HOOK_PATH
+    assert request.headers["content-type"].startswith("application/json")
+    assert request.json == build_payloads(mixed_batch(), heading=HEADING)[0]
+
+
+def test_slack_sdk_poster_retries_429_and_5xx_then_gives_up() -> None:
+    with HttpRecorder([(429, {"Retry-After": "2"}, "rate_limited")]) as server:
+        notifier, sleeps = sdk_slack(server.url)
+        notifier.send([alert()], heading=HEADING)
+    assert len(server.requests) == 2 and sleeps == [2.0]
+    with HttpRecorder(default=(500, {}, "internal_error")) as server:
+        notifier, sleeps = sdk_slack(server.url, max_attempts=3)
+        with pytest.raises(NotifyUnavailable, match=r"after 3 attempt.*500 internal_error"):
+            notifier.send([alert()], heading=HEADING)
+    assert len(server.requests) == 3 and sleeps == [0.01, 0.02]
+
+
+def test_slack_sdk_poster_permanent_error_and_timeout() -> None:
+    with HttpRecorder([(404, {}, "no_service")]) as server:
+        notifier, sleeps = sdk_slack(server.url)
+        with pytest.raises(NotifyError, match="HTTP 404 no_service") as info:
+            notifier.send([alert()], heading=HEADING)
+    assert not isinstance(info.value, NotifyUnavailable) and sleeps == []
+    with HttpRecorder(default=Response(200, {}, "ok", delay=1.5)) as server:
+        notifier, _ = sdk_slack(server.url, timeout=0.2, max_attempts=1)
+        with pytest.raises(NotifyUnavailable, match="timed out") as timed_out:
+            notifier.send([alert()], heading=HEADING)
+    assert HOOK_PATH not in str(timed_out.value)
+
+
+def test_slack_sdk_poster_connection_refused_never_logs_the_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        notifier, sleeps = sdk_slack(f"http://127.0.0.1:{closed_port()}", max_attempts=2)
+        with pytest.raises(NotifyUnavailable, match="connection failed") as info:
+            notifier.send([alert()], heading=HEADING)
+    assert len(sleeps) == 1
+    assert HOOK_PATH not in str(info.value) and "s3cr3t" not in caplog.text
+    assert HOOK_PATH not in caplog.text
+
+
+# =========================================================================== channels
+
+
+def test_unavailable_channel_fails_every_send_but_the_empty_one() -> None:
+    channel = UnavailableChannel("slack", "the block 'x' cannot be loaded")
+    channel.send([], heading=HEADING)
+    failures = send_all([channel], [alert()], heading=HEADING)
+    assert str(failures["slack"]) == "the block 'x' cannot be loaded"
+
+
+@pytest.mark.parametrize(
+    ("smtp_type", "port", "expected"),
+    [
+        ("INSECURE", None, (25, False, False)),
+        ("starttls", None, (587, True, False)),
+        ("SSL", None, (465, False, True)),
+        ("SSL", 2465, (2465, False, True)),
+    ],
+)
+def test_email_from_a_server_block(
+    smtp_type: str, port: int | None, expected: tuple[int, bool, bool]
+) -> None:
+    settings = Settings(_env_file=None, alert_email_to=["buyer@shop.example"])  # type: ignore[call-arg]
+    email = email_from_server(
+        host="smtp.example.com",
+        smtp_type=smtp_type,
+        port=port,
+        username="bot",
+        password="hunter2-secret",
+        verify=False,
+        settings=settings,
+        logger=logging.getLogger("replenish.test"),
+    )
+    assert email is not None
+    assert (email.port, email.starttls, email.implicit_tls) == expected
+    assert email.recipients == ["buyer@shop.example"] and email.verify is False
+    assert "hunter2" not in repr(email)
+    with pytest.raises(ConfigurationError, match="smtp_type must be one of SSL, STARTTLS"):
+        email_from_server(
+            host="h",
+            smtp_type="TLS",
+            port=None,
+            username=None,
+            password=None,
+            verify=True,
+            settings=settings,
+            logger=logging.getLogger("replenish.test"),
+        )
+
+
+def test_email_block_sends_through_the_real_server() -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        alert_email_to=["buyer@shop.example"],
+        alert_email_from="replenish@shop.example",
+    )
+    with SmtpRecorder(credentials=("bot", "hunter2")) as smtp:
+        email = email_from_server(
+            host=smtp.host,
+            smtp_type="INSECURE",
+            port=smtp.port,
+            username="bot",
+            password="hunter2",
+            verify=True,
+            settings=settings,
+            logger=logging.getLogger("replenish.test"),
+        )
+        assert email is not None
+        email.send([alert()], heading=HEADING)
+        (mail,) = smtp.wait_for(1)
+    assert mail.login == "bot" and mail.rcpt_tos == ["buyer@shop.example"]
+    assert mail["Subject"] == f"[replenish] critical: Stockout risk for SKU-1 — {HEADING}"
+
+
+def test_a_long_subject_keeps_single_spaces() -> None:
+    title = "Stockout risk for a SKU with a rather long name, Überzug 2000 in anthracite grey"
+    with SmtpRecorder() as smtp:
+        emailer(smtp.port).send([alert(title=title)], heading=HEADING)
+        (mail,) = smtp.wait_for(1)
+    assert mail["Subject"] == f"[replenish] critical: {title} — {HEADING}"
+    assert all(len(line) <= 998 for line in mail.raw.split(b"\r\n"))
