@@ -1,8 +1,12 @@
 """Draft purchase orders: grouping the planned lines per supplier × location,
 and topping a draft up to the supplier's minimum order value.
 
-Pure: plans in, (headers, lines) frames out. Storing them idempotently is the
-store's job (``Store.publish_drafts``); pushing them to an ERP comes later.
+Pure: plans in, (headers, lines) frames out; each line explains itself
+(``explanation`` and ``details``: :mod:`replenish.orders.explain`). Storing
+them idempotently is the store's job (``Store.publish_drafts``); approving
+them :mod:`replenish.orders.approval`'s, pushing them to an ERP
+:mod:`replenish.orders.push`'s, exporting them :mod:`replenish.orders.export`'s
+(docs/publishing.md).
 
 Usage::
 
@@ -35,10 +39,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from replenish.orders.explain import EXPLAIN_COLUMNS, line_details, line_explanations
 from replenish.policy.text import cat, fmt
 
 __all__ = [
     "DEFAULT_TOP_UP",
+    "EXPLAIN_COLUMNS",
     "HEADER_COLUMNS",
     "LINE_COLUMNS",
     "TOP_UP_COLUMNS",
@@ -75,6 +81,7 @@ LINE_COLUMNS = [
     "unit_price",
     "line_value",
     "explanation",
+    "details",
 ]
 #: What :func:`top_up_to_minimum` reports per draft.
 TOP_UP_COLUMNS = ["po_key", "topup_value", "minimum_note"]
@@ -128,35 +135,12 @@ def _text(frame: pd.DataFrame, col: str) -> npt.NDArray[np.object_]:
     return np.asarray(frame[col].astype("string").to_numpy(dtype=object, na_value=""), dtype=object)
 
 
-def _explanations(lines: pd.DataFrame) -> npt.NDArray[np.object_]:
-    """'reason; IP 45; ROP 57.7; SS 17.7; d/day 10; L days 4; rounding: …'
-    per line (parts with a missing value left out)."""
-    out = _text(lines, "reason")
-    for label, col in (
-        ("IP", "inventory_position"),
-        ("ROP", "reorder_point"),
-        ("S", "order_up_to"),
-        ("SS", "safety_stock"),
-        ("d/day", "demand_mean"),
-        ("L days", "lead_time_mean"),
-    ):
-        v = _num(lines, col)
-        known = np.isfinite(v)
-        if not known.any():
-            continue
-        sep = np.where(out != "", "; ", "").astype(object)
-        out = np.where(known, cat(out, sep, label, " ", fmt(v)), out).astype(object)
-    rounding = _text(lines, "rounding")
-    has = rounding != ""
-    sep = np.where(out != "", "; ", "").astype(object)
-    return np.where(has, cat(out, sep, "rounding: ", rounding), out).astype(object)
-
-
 def build_lines(plans: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """Draft PO lines from the plan rows that have an order quantity.
 
-    Lines get their ``po_key`` (supplier × location × ``as_of``), a value and
-    an explanation; they are numbered from 1 in SKU order within each order.
+    Lines get their ``po_key`` (supplier × location × ``as_of``), a value, an
+    explanation and its figures (``details``, see :mod:`replenish.orders.explain`);
+    they are numbered from 1 in SKU order within each order.
     """
     wanted = plans[(plans["order_qty"].fillna(0) > 0) & plans["supplier_id"].notna()]
     if wanted.empty:
@@ -171,7 +155,8 @@ def build_lines(plans: pd.DataFrame, as_of: date) -> pd.DataFrame:
     lines["qty"] = lines["order_qty"].astype(float)
     lines["unit_price"] = lines["unit_price"].astype(float).fillna(0.0)
     lines["line_value"] = (lines["qty"] * lines["unit_price"]).round(2)
-    lines["explanation"] = _explanations(lines)
+    lines["explanation"] = line_explanations(lines)
+    lines["details"] = pd.Series(line_details(lines), index=lines.index, dtype=object)
     if "supplier_sku" not in lines:
         lines["supplier_sku"] = None
     return number_lines(lines)
@@ -414,7 +399,8 @@ def merge_partial(existing: pd.DataFrame, new_lines: pd.DataFrame, scope: set[st
     kept = existing[~existing["sku"].isin(scope)]
     if "status" in kept.columns:  # drafts that moved on are not the run's to change
         kept = kept[kept["status"] == "draft"]
-    frames = [f[LINE_COLUMNS] for f in (kept, new_lines) if not f.empty]
+    # stored lines written before the figures were kept have no ``details``
+    frames = [f.reindex(columns=LINE_COLUMNS) for f in (kept, new_lines) if not f.empty]
     if not frames:
         return pd.DataFrame(columns=LINE_COLUMNS)
     return number_lines(pd.concat(frames, ignore_index=True))
