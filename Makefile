@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export GX_ANALYTICS_ENABLED ?= false
 
-.PHONY: install demo test lint unit server worker deploy clean
+.PHONY: install demo test lint unit server worker deploy worker-staging deploy-staging clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,18 +32,34 @@ lint: install
 	$(BIN)/mypy
 
 ## A local Prefect server (SQLite) with its UI on http://127.0.0.1:$(PREFECT_PORT).
+## (PREFECT_UI_URL: the automations' notifications link to the runs in the UI.)
 server: install
+	PREFECT_UI_URL=http://127.0.0.1:$(PREFECT_PORT) \
 	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
-## The work pool (idempotent) and a process worker polling it.
-worker: install
-	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/python -m deployments.setup
-	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect worker start --pool replenish-process
+# The Prefect API the targets below talk to: the local server by default,
+# e.g. `make deploy PREFECT_API_URL=https://prefect.example.com/api` for another one.
+PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+API := PREFECT_API_URL=$(PREFECT_API_URL)
 
-## Register the deployments of prefect.yaml on the local server.
+## The set-up (work pool, blocks, automations; idempotent) and a process worker polling the pool.
+worker: install
+	$(API) $(BIN)/python -m deployments.setup
+	$(API) $(BIN)/prefect worker start --pool replenish-process
+
+## Register the deployments of prefect.yaml (after the set-up).
 deploy: install
-	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/python -m deployments.setup
-	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect --no-prompt deploy --all
+	$(API) $(BIN)/python -m deployments.setup
+	$(API) $(BIN)/prefect --no-prompt deploy --all
+
+## The same for staging: prefect.staging.yaml, work pool replenish-staging.
+worker-staging: install
+	$(API) $(BIN)/python -m deployments.setup --prefect-file prefect.staging.yaml
+	$(API) $(BIN)/prefect worker start --pool replenish-staging
+
+deploy-staging: install
+	$(API) $(BIN)/python -m deployments.setup --prefect-file prefect.staging.yaml
+	$(API) $(BIN)/prefect --no-prompt deploy --all --prefect-file prefect.staging.yaml
 
 clean:
 	rm -rf replenish-data .pytest_cache .mypy_cache .ruff_cache
