@@ -57,6 +57,7 @@ __all__ = [
     "project_stock",
     "sku_picture",
     "sku_report_html",
+    "subset_snapshot",
     "top_orders",
 ]
 
@@ -475,7 +476,7 @@ def top_orders(plans: pd.DataFrame, n: int = 20) -> list[tuple[str, str]]:
     return [(str(r.sku), str(r.location_id)) for r in picked.head(n).itertuples(index=False)]
 
 
-def _subset(snapshot: ErpSnapshot, skus: set[str]) -> ErpSnapshot:
+def subset_snapshot(snapshot: ErpSnapshot, skus: set[str]) -> ErpSnapshot:
     """The snapshot's rows of ``skus`` (one pass per table instead of one per picture)."""
 
     def only(frame: pd.DataFrame) -> pd.DataFrame:
@@ -560,7 +561,7 @@ def sku_report_html(
         f"Replenishment {as_of.isoformat()}: "
         + (f"top {len(chosen)} proposed orders by value" if series is None else "selected SKUs")
     )
-    sub = _subset(snapshot, {s for s, _ in chosen})
+    sub = subset_snapshot(snapshot, {s for s, _ in chosen})
     names = pd.Series(
         snapshot.products["name"].to_numpy(dtype=object),
         index=snapshot.products["sku"].astype("string").to_numpy(dtype=object),
