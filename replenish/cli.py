@@ -84,14 +84,41 @@ def _configure(erp: str | None, db: str | None, verbose: bool) -> Any:
     return Settings()
 
 
+@contextmanager
+def _progress_bar() -> Iterator[None]:
+    """A progress bar of the forecast and plan on stderr when it is a
+    terminal (fed by tasks.plan's progress reports); nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from tasks.plan import progress_listener
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
+    with Progress(
+        *columns, TimeElapsedColumn(), console=Console(stderr=True), transient=True
+    ) as bar:
+        job = bar.add_task("extract and validate", total=100)
+
+        def show(percent: float, label: str) -> None:
+            text = f"forecast and plan: {label}" if percent < 100 else "storing and publishing"
+            bar.update(job, completed=percent, description=text)
+
+        with progress_listener(show):
+            yield
+
+
 def _run_plan(
     settings: Any,
     as_of: date | None,
     dry_run: bool,
     skus: list[str] | None,
     full_refresh: bool = False,
+    partitions: int | None = None,
 ) -> None:
-    from flows.nightly import nightly_replenishment
+    from flows.nightly import nightly_replenishment, select_task_runner
     from replenish.notify.rules import plan_alerts
     from replenish.report import text_summary
     from replenish.sources import open_erp
@@ -105,13 +132,17 @@ def _run_plan(
     erp.engine.dispose()
     store = Store(settings.store())
 
-    state = nightly_replenishment(
-        as_of=as_of,
-        dry_run=dry_run,
-        skus=skus or None,
-        full_refresh=full_refresh,
-        return_state=True,
-    )
+    # the task runner of the settings given now (REPLENISH_TASK_RUNNER, ...)
+    run = nightly_replenishment.with_options(task_runner=select_task_runner(settings))
+    with _progress_bar():
+        state = run(
+            as_of=as_of,
+            dry_run=dry_run,
+            skus=skus or None,
+            full_refresh=full_refresh,
+            partitions=partitions,
+            return_state=True,
+        )
     if state.is_failed() or state.is_crashed():
         exc = state.result(raise_on_failure=False)
         if isinstance(exc, DataQualityError):
@@ -242,11 +273,19 @@ def plan_cmd(
             help="Rebuild the demand cache from the ERP's whole sales history",
         ),
     ] = False,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--partitions",
+            min=1,
+            help="Forecast and plan in N partitions of SKUs (default: by size)",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs")] = False,
 ) -> None:
-    """Run the nightly plan against an ERP database."""
+    """Run the nightly plan against an ERP database (a progress bar on a terminal)."""
     settings = _configure(erp, db, verbose)
-    _run_plan(settings, _parse_date(as_of), dry_run, sku, full_refresh)
+    _run_plan(settings, _parse_date(as_of), dry_run, sku, full_refresh, partitions)
 
 
 @contextmanager
@@ -280,11 +319,171 @@ def plans(db: DbOpt = None, run: RunOpt = None, format: FormatOpt = Format.csv) 
         _emit(store.plans(store.resolve_run(run)), format)
 
 
+class ExportKind(StrEnum):
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+#: Draft statuses that are exported and pushed (rejected and superseded
+#: orders are not; a push sends only the approved ones and lists the others).
+OPEN_DRAFT_STATUSES = ("draft", "approved")
+
+
 @app.command()
-def orders(db: DbOpt = None, run: RunOpt = None, format: FormatOpt = Format.csv) -> None:
-    """Draft purchase order lines of a run's planning date."""
+def orders(
+    db: DbOpt = None,
+    run: RunOpt = None,
+    format: FormatOpt = Format.csv,
+    export: Annotated[
+        list[ExportKind] | None,
+        typer.Option(
+            "--export",
+            help="Write one file per order (draft or approved) instead: csv or xlsx (repeatable)",
+        ),
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", help="Folder of the exported files (with --export)")
+    ] = None,
+) -> None:
+    """Draft purchase order lines of a run's planning date, or (--export) one
+    CSV/XLSX file per order to send to the supplier (docs/publishing.md)."""
+    if export and out is None:
+        raise ConfigurationError("--export needs --out DIR: the folder of the files")
+    if out is not None and not export:
+        raise ConfigurationError("--out needs --export csv or --export xlsx")
     with _store(db) as store:
-        _emit(store.orders(run_id=store.resolve_run(run)), format)
+        run_id = store.resolve_run(run)
+        if not export:
+            _emit(store.orders(run_id=run_id), format)
+            return
+        from replenish.orders.export import export_orders
+
+        frame = store.orders(run_id=run_id, statuses=OPEN_DRAFT_STATUSES)
+        result = export_orders(frame, str(out), formats=export, plans=store.plans(run_id))
+        typer.echo(result.text())
+
+
+class PushTarget(StrEnum):
+    odoo = "odoo"
+    erpnext = "erpnext"
+
+
+@app.command()
+def push(
+    target: Annotated[PushTarget, typer.Option("--target", help="The ERP to push to")],
+    db: DbOpt = None,
+    run: RunOpt = None,
+) -> None:
+    """Push the approved draft orders of a run's planning date to the ERP as
+    draft RFQs (Odoo) / draft purchase orders (ERPNext), idempotently, and
+    record the ERP's reference on each draft (docs/publishing.md)."""
+    from replenish.orders.push import PushUnavailable, push_orders
+
+    with _store(db) as store:
+        run_id = store.resolve_run(run)
+        frame = store.orders(run_id=run_id, statuses=OPEN_DRAFT_STATUSES)
+        try:
+            report = push_orders(target.value, frame, plans=store.plans(run_id))
+        except PushUnavailable as e:
+            if e.report is not None:
+                store.record_push(e.report.to_frame())
+            raise
+        store.record_push(report.to_frame())
+        typer.echo(report.text())
+        report.raise_on_failure()
+
+
+@app.command()
+def approve(
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who decides (recorded with the decision)")
+    ] = None,
+    po: Annotated[
+        list[str] | None,
+        typer.Option("--po", help="The order's po_key, e.g. 2026-11-20/SUP-A/WH1 (repeatable)"),
+    ] = None,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approve")] = False,
+    qty: Annotated[
+        list[str] | None,
+        typer.Option("--qty", help="Change a line before approving: SKU=QUANTITY, 0 removes it"),
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Why (kept with it)")] = None,
+    db: DbOpt = None,
+    run: RunOpt = None,
+) -> None:
+    """Approve or reject draft orders of a run's planning date, as the
+    approval form of a paused run does; without --po, list the orders still
+    waiting for a decision."""
+    from replenish.orders.approval import parse_quantities
+
+    quantities = parse_quantities(qty)
+    if reject and quantities:
+        raise ConfigurationError("--qty changes quantities of an approval: not with --reject")
+    if quantities and len(po or []) != 1:
+        raise ConfigurationError("--qty needs exactly one --po: the order whose lines change")
+    with _store(db) as store:
+        run_id = store.resolve_run(run)
+        if not po:
+            waiting = store.drafts(run_id=run_id, statuses=["draft"])
+            typer.echo(f"{len(waiting)} draft order(s) waiting for a decision")
+            for h in waiting.to_dict("records"):
+                typer.echo(
+                    f"  {h['po_key']:<36} {h['line_count']:>4} lines  {h['total_value']:>12,.2f}"
+                )
+            return
+        if not by:
+            raise ConfigurationError("--by NAME: say who decides (it is recorded)")
+        allowed = set(store.drafts(run_id=run_id)["po_key"])
+        for key in po:
+            if key not in allowed:
+                raise ConfigurationError(
+                    f"--po {key}: no draft order of that key for the planning date of run {run_id}"
+                )
+        for key in po:
+            d = store.decide(
+                key,
+                "rejected" if reject else "approved",
+                by,
+                via="cli",
+                run_id=run_id,
+                quantities=quantities,
+                note=note,
+            )
+            changed = "".join(f"; {sku} {a:g} → {b:g}" for sku, (a, b) in d.changes.items())
+            again = "" if d.recorded else " (already recorded)"
+            typer.echo(
+                f"{key}: {d.decision} by {d.decided_by} at {d.decided_at:%Y-%m-%d %H:%M}, "
+                f"value {d.total_value:,.2f}{changed}{again}"
+            )
+
+
+class KpiFormat(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+def kpis(
+    db: DbOpt = None,
+    run: RunOpt = None,
+    format: Annotated[KpiFormat, typer.Option("--format", help="Output format")] = (
+        KpiFormat.table
+    ),
+) -> None:
+    """The KPIs of a run, as the run stored them (docs/kpis.md)."""
+    from replenish.errors import StoreError
+    from replenish.report import kpis_text
+
+    with _store(db) as store:
+        run_id = store.resolve_run(run)
+        data = store.kpis(run_id)
+    if data is None:
+        raise StoreError(
+            f"run {run_id} stored no KPIs (a run stopped by the validation gate, or one "
+            "older than the KPIs): see `replenish runs`"
+        )
+    typer.echo(kpis_text(data, run_id, format.value))
 
 
 @app.command()
@@ -299,6 +498,113 @@ def runs(db: DbOpt = None, limit: int = 20, format: FormatOpt = Format.csv) -> N
     """The latest runs with their status and counts."""
     with _store(db) as store:
         _emit(store.runs(limit), format)
+
+
+@app.command()
+def sync(
+    channel: Annotated[
+        str | None,
+        typer.Option("--channel", help="Channel NAME: the file config/channels/NAME.yaml"),
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", help="Channel YAML file (instead of --channel)")
+    ] = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh", help="Read every order again and rebuild the channel's cache"
+        ),
+    ] = False,
+    db: DbOpt = None,
+) -> None:
+    """Sync a sales channel (Shopify, WooCommerce) into the demand cache.
+
+    Reads the orders changed since the channel's watermark (docs/channels.md)."""
+    from replenish.sources.channels.sync import resolve_channel, sync_channel
+
+    settings = resolve_channel(channel, config)
+    with _store(db) as store:
+        report = sync_channel(settings, store, full_refresh=full_refresh)
+    typer.echo(report.summary())
+
+
+@app.command()
+def sources(db: DbOpt = None, format: FormatOpt = Format.csv) -> None:
+    """The sources of the demand cache (the ERP, each channel) and their watermarks."""
+    with _store(db) as store:
+        _emit(store.sources(), format)
+
+
+class AlertStatus(StrEnum):
+    open = "open"
+    resolved = "resolved"
+    all = "all"
+
+
+class AlertsFormat(StrEnum):
+    text = "text"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def alerts(
+    db: DbOpt = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Date YYYY-MM-DD: alerts open on it and resolved on it (default: now)"
+        ),
+    ] = None,
+    status: Annotated[
+        AlertStatus, typer.Option("--status", help="open, resolved or all")
+    ] = AlertStatus.all,
+    format: Annotated[AlertsFormat, typer.Option("--format", help="Output format")] = (
+        AlertsFormat.text
+    ),
+) -> None:
+    """Open and resolved alerts of a date, most severe first (docs/alerts.md)."""
+    import pandas as pd
+
+    from replenish.notify.alerts import format_value
+
+    day = _parse_date(as_of)
+    with _store(db) as store:
+        frame = store.alert_states(day, status=status.value)
+    if format is not AlertsFormat.text:
+        _emit(frame, Format(format.value))
+        return
+    when = f"on {day.isoformat()}" if day else "now"
+    if frame.empty:
+        typer.echo(f"No {'' if status is AlertStatus.all else status.value + ' '}alerts {when}.")
+        return
+    counts = frame["status_on_date"].value_counts()
+    typer.echo(
+        f"Alerts {when}: "
+        + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("open", "resolved") if s in counts)
+    )
+    for label, group in frame.groupby("status_on_date", sort=False):
+        typer.echo("")
+        typer.echo(f"{str(label).upper()} ({len(group)})")
+        for r in group.itertuples(index=False):
+            since = f"since {r.opened_as_of}"
+            if pd.notna(r.resolved_as_of):
+                since += f", resolved {r.resolved_as_of}"
+            told = (
+                f"announced {r.notify_count}x, last {r.notified_as_of}"
+                if r.notify_count
+                else "not announced"
+            )
+            typer.echo(f"  {r.severity:<8} {r.kind:<18} {r.title}")
+            typer.echo(f"  {'':<8} {'':<18} {since}; {told}")
+            details = r.details if isinstance(r.details, dict) else {}
+            if details:
+                typer.echo(
+                    f"  {'':<8} {'':<18} "
+                    + ", ".join(
+                        f"{k}={format_value(v)}" for k, v in details.items() if v is not None
+                    )
+                )
 
 
 class BacktestFormat(StrEnum):

@@ -10,6 +10,7 @@ Secret blocks; they are never flow parameters and never logged.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,21 @@ class Settings(BaseSettings):
     smtp_timeout: float = 10.0
     alert_email_from: str = "replenish@localhost"
     alert_email_to: list[str] = Field(default_factory=list)
+
+    # Scale-out (docs/operations.md): where the forecast and plan tasks run.
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads",
+        description="threads (default: a thread pool in the flow's process) or dask",
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786"
+    )
+    dask_workers: int | None = Field(
+        None, ge=1, description="Workers of the local Dask cluster (default: one per CPU)"
+    )
+    dask_processes: bool = Field(
+        True, description="Local Dask workers are processes (True) or threads (False)"
+    )
 
     def erp(self) -> str:
         if self.erp_url is not None:

@@ -90,7 +90,9 @@ __all__ = [
     "POLICY_JIT",
     "POLICY_PERIODIC",
     "PlanSettings",
+    "abc_by_sku",
     "build_plans",
+    "sku_values",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -503,6 +505,19 @@ def _forecast_column(frame: pd.DataFrame, name: str, at: npt.NDArray[np.int64]) 
     return col.where(pd.Series(at >= 0))
 
 
+def _rate_of(supplier_id: pd.Series, on_time: pd.DataFrame) -> pd.Series:
+    """The ``on_time_rate`` of each row's supplier in ``on_time``
+    (:func:`~replenish.policy.leadtime.supplier_on_time`), NaN when absent."""
+    rates = dict(
+        zip(
+            on_time["supplier_id"].astype("string").to_numpy(dtype=object),
+            on_time["on_time_rate"].to_numpy(dtype=np.float64),
+            strict=True,
+        )
+    )
+    return supplier_id.map(rates)
+
+
 # -------------------------------------------------------------------- the plan
 
 
@@ -512,6 +527,9 @@ def build_plans(
     lead_times: pd.DataFrame,
     as_of: date,
     settings: PlanSettings = DEFAULT_SETTINGS,
+    *,
+    sku_abc: pd.Series | None = None,
+    on_time: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One replenishment plan row per active SKU × location.
 
@@ -553,9 +571,84 @@ def build_plans(
     allocated < SS. ``days_of_cover`` — (on_hand − allocated) / d, ∞ when
     d = 0.
 
+    Inputs that depend on *other* SKUs, for a run split into partitions of
+    SKUs (:mod:`replenish.partition`; both default to computing them from
+    ``snapshot``, which is right when it holds every SKU):
+
+    * ``sku_abc`` — the ABC class of every SKU of ``snapshot``
+      (:func:`abc_by_sku` of the :func:`sku_values` of all partitions): the
+      Pareto classes rank a SKU's value among all SKUs.
+    * ``on_time`` — :func:`replenish.policy.leadtime.supplier_on_time` over
+      all receipts (the ``supplier_on_time_rate`` column), since a partition
+      holds only its own SKUs' purchase-order lines.
+
     Returns:
         A new frame with :data:`PLAN_COLUMNS`, sorted by sku, location_id.
+
+    Raises:
+        ValueError: ``sku_abc`` lacks the class of a planned SKU.
     """
+    out = _plan(snapshot, forecast, lead_times, as_of, settings, sku_abc, on_time)
+    assert isinstance(out, pd.DataFrame)
+    return out
+
+
+def sku_values(
+    snapshot: ErpSnapshot,
+    forecast: Forecast | pd.DataFrame,
+    lead_times: pd.DataFrame,
+    as_of: date,
+    settings: PlanSettings = DEFAULT_SETTINGS,
+) -> pd.Series:
+    """Annual consumption value per SKU, the quantity its ABC class ranks::
+
+        value(sku) = Σ over its locations of 365 · d · unit cost
+
+    with d the demand mean :func:`build_plans` uses (0 where the row's
+    demand is unknown or invalid) and the unit cost products.unit_cost, else
+    the chosen supplier's price. Computed by :func:`build_plans`' own code,
+    stopped before the classes: a partitioned run sums these over all
+    partitions and gives :func:`abc_by_sku` of the union back to each
+    partition's :func:`build_plans` (``sku_abc``).
+
+    Returns:
+        float Series indexed by sku (sorted), one entry per planned SKU.
+    """
+    out = _plan(snapshot, forecast, lead_times, as_of, settings, None, None, values_only=True)
+    assert isinstance(out, pd.Series)
+    return out
+
+
+def abc_by_sku(values: pd.Series, settings: PlanSettings = DEFAULT_SETTINGS) -> pd.Series:
+    """ABC class per SKU from :func:`sku_values` of *all* SKUs
+    (:func:`replenish.policy.formulas.abc_classes`: cumulative value shares
+    ``settings.abc_a_share`` and ``settings.abc_b_share``), in sku order.
+
+    Raises:
+        ValueError: a SKU appears twice (the values of two partitions overlap).
+    """
+    ordered = values.sort_index()
+    if ordered.index.has_duplicates:
+        dup = ordered.index[ordered.index.duplicated()][0]
+        raise ValueError(f"sku {dup!r} has two values: partitions must not share a SKU")
+    return pd.Series(
+        abc_classes(ordered.to_numpy(dtype=np.float64), settings.abc_a_share, settings.abc_b_share),
+        index=ordered.index,
+        dtype=object,
+    )
+
+
+def _plan(
+    snapshot: ErpSnapshot,
+    forecast: Forecast | pd.DataFrame,
+    lead_times: pd.DataFrame,
+    as_of: date,
+    settings: PlanSettings,
+    sku_abc: pd.Series | None,
+    on_time: pd.DataFrame | None,
+    values_only: bool = False,
+) -> pd.DataFrame | pd.Series:
+    """:func:`build_plans` (or, ``values_only``, :func:`sku_values`)."""
     fc = forecast if isinstance(forecast, Forecast) else Forecast.flat(forecast, as_of, horizon=1)
     frame = fc.frame
     as_of_ts = pd.Timestamp(as_of).normalize()
@@ -633,11 +726,15 @@ def build_plans(
     annual_demand = d * DAYS_PER_YEAR
     value = pd.Series(np.nan_to_num(annual_demand * unit_cost), index=rows.index)
     sku_value = value.groupby(rows["sku"]).sum()
-    sku_abc = pd.Series(
-        abc_classes(sku_value.to_numpy(), settings.abc_a_share, settings.abc_b_share),
-        index=sku_value.index,
-    )
-    abc = rows["sku"].map(sku_abc).to_numpy(dtype=object)
+    if values_only:
+        return sku_value
+    if sku_abc is None:
+        sku_abc = abc_by_sku(sku_value, settings)
+    abc_of = rows["sku"].map(sku_abc)
+    if abc_of.isna().any():
+        missing = rows["sku"][abc_of.isna()].iloc[0]
+        raise ValueError(f"sku_abc has no ABC class for sku {missing!r}")
+    abc = abc_of.to_numpy(dtype=object)
     suggested, mode_reason = suggest_mode(
         abc, xyz, demand_class, adi, d, settings.jit_adi, settings.discrete_classes
     )
@@ -883,7 +980,9 @@ def build_plans(
             "supplier_sku": rows["supplier_sku"].to_numpy(),
             "supplier_reason": rows["supplier_reason"].to_numpy(),
             "n_suppliers": np.nan_to_num(_num(rows["n_suppliers"])).astype(np.int64),
-            "supplier_on_time_rate": _num(rows["on_time_rate"]),
+            "supplier_on_time_rate": _num(
+                rows["on_time_rate"] if on_time is None else _rate_of(rows["supplier_id"], on_time)
+            ),
             "replenishment_mode": mode,
             "suggested_mode": suggested,
             "mode_reason": mode_reason,

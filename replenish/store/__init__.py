@@ -8,13 +8,10 @@ demand cache with its watermark) happens in one transaction.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
 from typing import Any
@@ -31,11 +28,16 @@ from sqlalchemy.sql.operators import custom_op
 from replenish import model
 from replenish.errors import StoreError
 from replenish.notify.alerts import Alert
+from replenish.notify.lifecycle import AlertChanges, AlertScope
+from replenish.notify.rules import AlertRules
 from replenish.sources.db import make_engine, safe_url, translate_errors
-from replenish.store import cache
+from replenish.store import alerts as alert_state
+from replenish.store import cache, drafts
 from replenish.store.cache import ERP_SOURCE, IngestResult, SourceState, naive_utc
+from replenish.store.drafts import Decision, PublishResult, content_hash
 from replenish.store.models import (
     AlertRecord,
+    ApprovalDecision,
     DraftPurchaseOrder,
     DraftPurchaseOrderLine,
     Plan,
@@ -43,7 +45,16 @@ from replenish.store.models import (
     Run,
 )
 
-__all__ = ["ERP_SOURCE", "IngestResult", "PublishResult", "SourceState", "Store", "migrate"]
+__all__ = [
+    "ERP_SOURCE",
+    "Decision",
+    "IngestResult",
+    "PublishResult",
+    "SourceState",
+    "Store",
+    "content_hash",
+    "migrate",
+]
 
 _PLAN_COLUMNS = [
     c.name for c in Plan.__table__.columns if c.name not in {"id", "run_id", "details"}
@@ -93,28 +104,6 @@ def _jsonable(value: Any) -> Any:
 def _plain(value: Any) -> Any:
     value = _jsonable(value)
     return None if isinstance(value, str) and value in {"inf", "-inf"} else value
-
-
-@dataclass
-class PublishResult:
-    """What publishing the drafts of one planning date did, per ``po_key``."""
-
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # no longer drafts: left as they are
-
-    def counts(self) -> dict[str, int]:
-        return {k: len(v) for k, v in self.__dict__.items()}
-
-
-def content_hash(lines: pd.DataFrame) -> str:
-    """A digest of what a draft orders (sku, qty, unit price), order-insensitive."""
-    qty = lines["qty"].astype(float).round(6)
-    price = lines["unit_price"].astype(float).round(6)
-    rows = sorted(zip(lines["sku"].astype(str), qty.tolist(), price.tolist(), strict=True))
-    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
 class Store:
@@ -184,9 +173,11 @@ class Store:
             )
 
     def runs(self, limit: int = 20) -> pd.DataFrame:
+        """The latest runs, newest first (without their KPIs: :meth:`kpis`)."""
+        cols = [c for c in Run.__table__.columns if c.name != "kpis"]
         with self._tx("cannot read runs") as c:
-            stmt = select(Run).order_by(Run.started_at.desc()).limit(limit)
-            return pd.DataFrame(c.execute(stmt).mappings().all())
+            stmt = select(*cols).order_by(Run.started_at.desc()).limit(limit)
+            return pd.DataFrame(c.execute(stmt).mappings().all(), columns=[c.name for c in cols])
 
     def resolve_run(self, run_id: str | None) -> str:
         """``run_id`` itself if it exists, else (None) the newest finished run."""
@@ -264,119 +255,70 @@ class Store:
             stmt = select(QuarantinedRow.__table__).where(QuarantinedRow.run_id == run_id)
             return pd.DataFrame(c.execute(stmt).mappings().all())
 
-    # ---- draft purchase orders ---------------------------------------------------------
+    # ---- draft purchase orders (docs/publishing.md) ---------------------------------
     def publish_drafts(
-        self, as_of: date, run_id: str, headers: pd.DataFrame, lines: pd.DataFrame
+        self,
+        as_of: date,
+        run_id: str,
+        headers: pd.DataFrame,
+        lines: pd.DataFrame,
+        *,
+        covered: Iterable[tuple[str, str]] | None = None,
     ) -> PublishResult:
         """Make the stored drafts of ``as_of`` equal to ``headers``/``lines``.
 
         Idempotent: a draft whose content is unchanged is not touched; a
         changed one still in status 'draft' has its lines replaced; drafts of
         the date no longer proposed are removed while still drafts; drafts
-        that moved on (approved, sent) are never modified. All in one
-        transaction: no half-written order. If a concurrent run inserted the
-        same ``po_key`` first, the primary key rejects the second insert and
-        the whole publish is retried once, finding the drafts already there.
+        that moved on (approved, rejected) are never modified. Each line keeps
+        its explanation and figures (``details``) and its ``planned_qty``.
+
+        ``covered``: the (sku, location_id) pairs the plan of ``as_of`` looked
+        at. Unapproved drafts of EARLIER dates are superseded when the plan
+        covered all their lines (status 'superseded', ``superseded_by`` the
+        draft of ``as_of`` for the same supplier × location, or the date when
+        the plan orders none of it), or lose only the covered lines (a
+        partial run). None: nothing is superseded.
+
+        All in one transaction: no half-written order. If a concurrent run
+        inserted the same ``po_key`` first, the primary key rejects the second
+        insert and the whole publish is retried once, finding the drafts
+        already there.
         """
+        pairs = {(str(s), str(loc)) for s, loc in covered} if covered is not None else None
         for attempt in (1, 2):
             try:
                 with self._tx("cannot store draft orders") as c:
-                    return self._publish(c, as_of, run_id, headers, lines)
+                    return drafts.publish(c, as_of, run_id, headers, lines, pairs)
             except StoreError as e:
                 if attempt == 2 or not isinstance(e.__cause__, IntegrityError):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _publish(
-        self,
-        c: Connection,
-        as_of: date,
-        run_id: str,
-        headers: pd.DataFrame,
-        lines: pd.DataFrame,
-    ) -> PublishResult:
-        now = datetime.now()
-        result = PublishResult()
-        existing = {
-            r["po_key"]: r
-            for r in c.execute(
-                select(DraftPurchaseOrder.__table__).where(DraftPurchaseOrder.as_of == as_of)
-            ).mappings()
-        }
-        by_key = dict(tuple(lines.groupby("po_key", sort=False))) if len(lines) else {}
-        for h in headers.to_dict("records"):
-            key = h["po_key"]
-            po_lines = by_key[key]
-            digest = content_hash(po_lines)
-            old = existing.pop(key, None)
-            if old is not None and old["status"] != "draft":
-                result.kept.append(key)
-                continue
-            if old is not None and old["content_hash"] == digest:
-                result.unchanged.append(key)
-                continue
-            values = {
-                "as_of": as_of,
-                "supplier_id": h["supplier_id"],
-                "location_id": h["location_id"],
-                "currency": _plain(h.get("currency")),
-                "line_count": len(po_lines),
-                "total_value": float(h["total_value"]),
-                "min_order_value": float(_plain(h.get("min_order_value")) or 0.0),
-                "below_minimum": bool(h.get("below_minimum", False)),
-                "content_hash": digest,
-                "updated_run_id": run_id,
-                "updated_at": now,
-            }
-            if old is None:
-                c.execute(
-                    insert(DraftPurchaseOrder).values(
-                        po_key=key, status="draft", created_run_id=run_id, created_at=now, **values
-                    )
-                )
-                result.created.append(key)
-            else:
-                c.execute(
-                    delete(DraftPurchaseOrderLine).where(DraftPurchaseOrderLine.po_key == key)
-                )
-                c.execute(
-                    update(DraftPurchaseOrder)
-                    .where(DraftPurchaseOrder.po_key == key)
-                    .values(**values)
-                )
-                result.updated.append(key)
-            line_cols = [
-                "po_key",
-                "sku",
-                "line_no",
-                "supplier_sku",
-                "qty",
-                "unit_price",
-                "line_value",
-                "explanation",
-            ]
-            c.execute(
-                insert(DraftPurchaseOrderLine),
-                [{k: _plain(r.get(k)) for k in line_cols} for r in po_lines.to_dict("records")],
-            )
-        for key, old in existing.items():
-            if old["status"] == "draft":
-                c.execute(
-                    delete(DraftPurchaseOrderLine).where(DraftPurchaseOrderLine.po_key == key)
-                )
-                c.execute(delete(DraftPurchaseOrder).where(DraftPurchaseOrder.po_key == key))
-                result.removed.append(key)
-            else:
-                result.kept.append(key)
-        return result
+    def _as_of_of(self, c: Connection, run_id: str | None, as_of: date | None) -> date | None:
+        if as_of is None and run_id is not None:
+            found = c.execute(select(Run.as_of).where(Run.run_id == run_id)).scalar()
+            if found is None:
+                raise StoreError(f"no run {run_id!r} in the store {safe_url(self.url)}")
+            return found
+        return as_of
 
-    def orders(self, *, as_of: date | None = None, run_id: str | None = None) -> pd.DataFrame:
+    def orders(
+        self,
+        *,
+        as_of: date | None = None,
+        run_id: str | None = None,
+        statuses: Sequence[str] | None = None,
+        po_keys: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
         """Draft PO lines with their header fields, for one planning date (or
-        the date of ``run_id``)."""
+        the date of ``run_id``; neither: every date), optionally only orders
+        in ``statuses`` or with these ``po_keys``. ``planned_qty`` is what the
+        plan proposed, ``qty`` what is ordered (they differ after an
+        approver's change); ``details`` the figures behind ``explanation``."""
         h, ln = DraftPurchaseOrder, DraftPurchaseOrderLine
         with self._tx("cannot read draft orders") as c:
-            if as_of is None and run_id is not None:
-                as_of = c.execute(select(Run.as_of).where(Run.run_id == run_id)).scalar()
+            as_of = self._as_of_of(c, run_id, as_of)
             stmt = (
                 select(
                     ln.po_key,
@@ -394,14 +336,52 @@ class Store:
                     h.total_value.label("po_value"),
                     h.below_minimum,
                     ln.explanation,
+                    ln.planned_qty,
+                    h.decided_by,
+                    h.decided_at,
+                    h.erp_target,
+                    h.erp_id,
+                    h.erp_name,
+                    h.push_action,
+                    h.pushed_at,
+                    ln.details,
                 )
                 .join(h, h.po_key == ln.po_key)
                 .order_by(ln.po_key, ln.line_no)
             )
             if as_of is not None:
                 stmt = stmt.where(h.as_of == as_of)
+            if statuses is not None:
+                stmt = stmt.where(h.status.in_(list(statuses)))
+            if po_keys is not None:
+                stmt = stmt.where(h.po_key.in_(list(po_keys)))
             return pd.DataFrame(
                 c.execute(stmt).mappings().all(), columns=list(stmt.selected_columns.keys())
+            )
+
+    def drafts(
+        self,
+        *,
+        as_of: date | None = None,
+        run_id: str | None = None,
+        statuses: Sequence[str] | None = None,
+        po_keys: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Draft order headers (one row per order, every column of
+        ``draft_purchase_orders``) of one planning date (or the date of
+        ``run_id``; neither: every date), sorted by ``po_key``."""
+        t = DraftPurchaseOrder.__table__
+        with self._tx("cannot read draft orders") as c:
+            as_of = self._as_of_of(c, run_id, as_of)
+            stmt = select(t).order_by(t.c.po_key)
+            if as_of is not None:
+                stmt = stmt.where(t.c.as_of == as_of)
+            if statuses is not None:
+                stmt = stmt.where(t.c.status.in_(list(statuses)))
+            if po_keys is not None:
+                stmt = stmt.where(t.c.po_key.in_(list(po_keys)))
+            return pd.DataFrame(
+                c.execute(stmt).mappings().all(), columns=[col.name for col in t.columns]
             )
 
     def count_drafts(self, as_of: date) -> tuple[int, int]:
@@ -416,6 +396,93 @@ class Store:
                 .where(h.as_of == as_of)
             ).scalar()
         return int(n_h or 0), int(n_l or 0)
+
+    def decide(
+        self,
+        po_key: str,
+        decision: str,
+        decided_by: str,
+        *,
+        via: str = "cli",
+        run_id: str | None = None,
+        quantities: Mapping[str, float] | None = None,
+        note: str | None = None,
+    ) -> Decision:
+        """Approve or reject the draft ``po_key``: ``decision`` is 'approved'
+        or 'rejected', ``decided_by`` who (``auto`` for the automatic approval
+        below the threshold), ``via`` through what ('prefect-ui', 'cli',
+        'auto'). ``quantities`` (approval only) changes line quantities by
+        SKU, 0 takes the line out; the order's value, line count and minimum
+        flag follow. The decision is kept on the draft and in the decision
+        log (:meth:`decisions`), in one transaction, with the draft locked so
+        two approvers cannot both decide.
+
+        A decision is taken once: deciding an order that is no longer a
+        draft raises :class:`StoreError` naming who decided it and when —
+        except the very same decision by the same person, which is a no-op
+        (``recorded`` False), so a retried step records nothing twice.
+
+        Raises:
+            StoreError: unknown order or SKU, a quantity that is not a number
+                >= 0, every quantity 0 (reject instead), an order already
+                decided or superseded, no name.
+        """
+        with self._tx(f"cannot record the decision on order {po_key}") as c:
+            return drafts.decide(
+                c,
+                po_key,
+                decision,
+                decided_by,
+                via=via,
+                run_id=run_id,
+                quantities=quantities,
+                note=note,
+                now=datetime.now(),
+            )
+
+    def decisions(
+        self, *, as_of: date | None = None, po_keys: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """The decision log: one row per decision (po_key, run_id, decision,
+        decided_by, decided_at, via, total_value, changes, note), oldest first."""
+        d, h = ApprovalDecision.__table__, DraftPurchaseOrder.__table__
+        with self._tx("cannot read approval decisions") as c:
+            stmt = select(d).order_by(d.c.decided_at, d.c.id)
+            if as_of is not None:
+                stmt = stmt.where(d.c.po_key.in_(select(h.c.po_key).where(h.c.as_of == as_of)))
+            if po_keys is not None:
+                stmt = stmt.where(d.c.po_key.in_(list(po_keys)))
+            return pd.DataFrame(
+                c.execute(stmt).mappings().all(), columns=[col.name for col in d.columns]
+            )
+
+    def record_push(self, outcomes: pd.DataFrame) -> int:
+        """Record on each draft what a push did (``PushReport.to_frame()``):
+        target, action, the ERP's id and reference, the reason, and when.
+        Returns the number of drafts updated."""
+        if outcomes.empty:
+            return 0
+        with self._tx("cannot record the push") as c:
+            return drafts.record_push(c, outcomes, datetime.now())
+
+    # ---- KPIs of a run (docs/kpis.md) ----------------------------------------------
+    def save_kpis(self, run_id: str, kpis: Mapping[str, Any]) -> None:
+        """Keep a run's KPIs (``Kpis.to_dict()``) so that reading them later
+        (``replenish kpis``) needs no recomputation."""
+        with self._tx("cannot store the KPIs") as c:
+            done = c.execute(
+                update(Run).where(Run.run_id == run_id).values(kpis=drafts.jsonable(dict(kpis)))
+            ).rowcount
+        if not done:
+            raise StoreError(f"no run {run_id!r} in the store {safe_url(self.url)}")
+
+    def kpis(self, run_id: str) -> dict[str, Any] | None:
+        """The KPIs stored for ``run_id`` (None: the run computed none)."""
+        with self._tx("cannot read the KPIs") as c:
+            row = c.execute(select(Run.kpis).where(Run.run_id == run_id)).first()
+        if row is None:
+            raise StoreError(f"no run {run_id!r} in the store {safe_url(self.url)}")
+        return dict(row[0]) if row[0] is not None else None
 
     # ---- alerts ------------------------------------------------------------------------
     def record_alerts(self, as_of: date, run_id: str, alerts: Sequence[Alert]) -> list[Alert]:
@@ -469,9 +536,67 @@ class Store:
             )
 
     def alerts(self, as_of: date) -> pd.DataFrame:
+        """The alerts raised on ``as_of`` (one row per key, as last raised that
+        day; ``sent_at``/``channels`` when announced that day)."""
         with self._tx("cannot read alerts") as c:
             stmt = select(AlertRecord.__table__).where(AlertRecord.as_of == as_of)
             return pd.DataFrame(c.execute(stmt).mappings().all())
+
+    # ---- alert lifecycle across runs (docs/alerts.md; replenish/store/alerts.py) ------
+    def reconcile_alerts(
+        self,
+        as_of: date,
+        run_id: str,
+        alerts: Sequence[Alert],
+        *,
+        scopes: Sequence[AlertScope] = (),
+        rules: AlertRules | None = None,
+    ) -> AlertChanges:
+        """Compare a run's alerts with the open ones and claim what to announce:
+        new alerts, alerts that worsened, and resolutions of the open alerts
+        that ``scopes`` cover and the run did not raise again. One
+        transaction; retried once if a concurrent run opened the same alert
+        first. Send ``changes.notices()``, then call
+        :meth:`record_alert_delivery` (or :meth:`release_alerts` if no channel
+        took them)."""
+        rules = rules or AlertRules()
+        for attempt in (1, 2):
+            try:
+                with self._tx("cannot store alerts") as c:
+                    return alert_state.reconcile(
+                        c, as_of, run_id, alerts, scopes, rules, datetime.now()
+                    )
+            except StoreError as e:
+                if attempt == 2 or not isinstance(e.__cause__, IntegrityError):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def release_alerts(self, changes: AlertChanges) -> None:
+        """Put back the notices of ``changes`` (delivery failed everywhere): the
+        next reconcile announces them again."""
+        if changes.claims:
+            with self._tx("cannot store alerts") as c:
+                alert_state.release(c, changes)
+
+    def record_alert_delivery(
+        self, as_of: date, changes: AlertChanges, channels: Sequence[str]
+    ) -> None:
+        """Note the channels that took the notices of ``changes``."""
+        if changes.claims:
+            with self._tx("cannot store alerts") as c:
+                alert_state.record_delivery(c, as_of, changes, channels, datetime.now())
+
+    def alert_states(self, as_of: date | None = None, *, status: str = "all") -> pd.DataFrame:
+        """Alert episodes open on ``as_of`` and/or resolved on it (``status``
+        'open', 'resolved', 'all'); without a date, those open now and every
+        resolved one. Columns: :data:`replenish.store.alerts.STATE_COLUMNS`."""
+        with self._tx("cannot read alerts") as c:
+            return alert_state.states(c, as_of, status)
+
+    def open_alerts(self, kinds: Iterable[str] | None = None) -> pd.DataFrame:
+        """The open alert episodes (of ``kinds``), oldest first."""
+        with self._tx("cannot read alerts") as c:
+            return alert_state.open_states(c, None if kinds is None else set(kinds))
 
     # ---- demand cache (docs/incremental.md) --------------------------------------------
     def source_state(self, source: str) -> SourceState | None:

@@ -58,6 +58,7 @@ class Run(Base):
     parameters: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     counts: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     message: Mapped[str | None] = mapped_column(Text)
+    kpis: Mapped[dict[str, object] | None] = mapped_column(JSON)  # Kpis.to_dict() of the run
 
 
 class Plan(Base):
@@ -110,9 +111,31 @@ class DraftPurchaseOrder(Base):
     updated_run_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    # approval (docs/publishing.md, "Approval"): the latest decision; every
+    # decision is also in ``approval_decisions``
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    # an unapproved draft replaced by a later plan of the same supplier × location
+    superseded_by: Mapped[str | None] = mapped_column(String(200))
+    superseded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # the latest push to an ERP: the ERP's id and reference of the order, what
+    # the push did (created, updated, unchanged, skipped, failed) and why
+    erp_target: Mapped[str | None] = mapped_column(String(16))
+    erp_id: Mapped[str | None] = mapped_column(String(64))
+    erp_name: Mapped[str | None] = mapped_column(String(100))
+    pushed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    push_action: Mapped[str | None] = mapped_column(String(16))
+    push_message: Mapped[str | None] = mapped_column(Text)
 
 
 class DraftPurchaseOrderLine(Base):
+    """One line of a draft: ``qty`` is what will be ordered, ``planned_qty``
+    what the plan proposed (they differ when an approver adjusted the line);
+    ``explanation`` says why in words, ``details`` holds the plan's figures
+    behind it (inventory position, forecast, lead time, service target, safety
+    stock, reorder point, raw quantity, rounding, supplier choice)."""
+
     __tablename__ = "draft_purchase_order_lines"
 
     po_key: Mapped[str] = mapped_column(
@@ -125,6 +148,29 @@ class DraftPurchaseOrderLine(Base):
     unit_price: Mapped[float] = mapped_column(Float)
     line_value: Mapped[float] = mapped_column(Float)
     explanation: Mapped[str | None] = mapped_column(Text)
+    planned_qty: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, object] | None] = mapped_column(JSON)
+
+
+class ApprovalDecision(Base):
+    """One decision on a draft order: who, when, through what (``via``: the
+    Prefect UI form, the CLI, or ``auto`` below the approval threshold), and
+    the quantities changed (``changes``: ``{sku: [planned, approved]}``)."""
+
+    __tablename__ = "approval_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    po_key: Mapped[str] = mapped_column(
+        ForeignKey("draft_purchase_orders.po_key", ondelete="CASCADE")
+    )
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    decision: Mapped[str] = mapped_column(String(16))  # approved, rejected
+    decided_by: Mapped[str] = mapped_column(String(100))
+    decided_at: Mapped[datetime] = mapped_column(DateTime)
+    via: Mapped[str] = mapped_column(String(16))  # prefect-ui, cli, auto
+    total_value: Mapped[float] = mapped_column(Float)  # after the changes
+    changes: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class AlertRecord(Base):
@@ -147,6 +193,54 @@ class AlertRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     channels: Mapped[str | None] = mapped_column(String(200))
+
+
+class AlertState(Base):
+    """One episode of an alert across runs (docs/alerts.md, "De-duplication").
+
+    Opened by the first run that raises the alert's key, kept open (and
+    quiet) while later runs raise it again, re-announced when it worsens,
+    resolved by the first run that evaluates its kind without raising it.
+    ``open_key`` is the key while the episode is open and NULL once resolved:
+    its unique constraint allows one open episode per key (NULLs are distinct
+    on every back end), so two concurrent runs cannot both open it.
+    ``notified_*`` is what people were last told (the reference for
+    worsening); ``measure`` is the kind's worsening number now.
+    """
+
+    __tablename__ = "alert_state"
+    __table_args__ = (UniqueConstraint("open_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_key: Mapped[str] = mapped_column(String(400))
+    open_key: Mapped[str | None] = mapped_column(String(400))
+    status: Mapped[str] = mapped_column(String(16))  # open, resolved
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    sku: Mapped[str | None] = mapped_column(String(64))
+    location_id: Mapped[str | None] = mapped_column(String(64))
+    supplier_id: Mapped[str | None] = mapped_column(String(64))
+    ref: Mapped[str | None] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(300))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    measure: Mapped[float | None] = mapped_column(Double)
+    opened_as_of: Mapped[date] = mapped_column(Date)
+    opened_at: Mapped[datetime] = mapped_column(DateTime)
+    opened_run_id: Mapped[str] = mapped_column(String(36))
+    last_as_of: Mapped[date] = mapped_column(Date)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+    last_run_id: Mapped[str] = mapped_column(String(36))
+    notified_severity: Mapped[str | None] = mapped_column(String(16))
+    notified_measure: Mapped[float | None] = mapped_column(Double)
+    notified_as_of: Mapped[date | None] = mapped_column(Date)
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    notify_count: Mapped[int] = mapped_column(Integer, default=0)
+    channels: Mapped[str | None] = mapped_column(String(200))
+    resolved_as_of: Mapped[date | None] = mapped_column(Date)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolved_run_id: Mapped[str | None] = mapped_column(String(36))
+    resolution_notified_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class QuarantinedRow(Base):
@@ -227,7 +321,11 @@ class ReturnCacheLine(Base):
 
 
 Index("ix_plans_run_id", Plan.run_id)
+Index("ix_approval_decisions_po_key", ApprovalDecision.po_key)
 Index("ix_quarantine_run_id", QuarantinedRow.run_id)
+# the lifecycle reads open episodes per kind, the CLI a date's episodes per key
+Index("ix_alert_state_status_kind", AlertState.status, AlertState.kind)
+Index("ix_alert_state_alert_key", AlertState.alert_key)
 # range reads and the re-read window's delete are per source and date
 Index("ix_sales_cache_source_ordered_at", SalesCacheLine.source, SalesCacheLine.ordered_at)
 Index("ix_sales_cache_sku", SalesCacheLine.sku)
