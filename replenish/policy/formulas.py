@@ -302,33 +302,37 @@ def protection_demand_std(
 
 
 def cumulative_error_factor(horizon: Any, alpha: Any) -> FloatOrArray:
-    """Variance of the error of a forecast *summed over* ``horizon`` days,
-    relative to ``horizon`` independent one-step errors, for simple
-    exponential smoothing with smoothing constant α (ETS(A,N,N))::
+    """Variance of the error of a smoothed forecast *summed over* ``horizon``
+    days, relative to ``horizon`` independent daily errors.
 
-        Var(Σ_{j=1..h} e_j) = σ² · Σ_{k=0..h−1} (1 + α·k)²
-                            = σ² · [h + α·h(h−1) + α²·(h−1)·h·(2h−1)/6]
-        factor              = that / (σ² · h)
+    Demand d_t = μ + ε_t (independent, variance σ²) forecast by simple
+    exponential smoothing with constant α: the level estimate's error has
+    variance α/(2 − α)·σ² and is the same on every day of the horizon, so::
 
-    The level estimated today is wrong by the same amount on every future
-    day, so the errors of a lead time's days are correlated and σX grows
-    faster than sqrt(h)·σ (Hyndman, Koehler, Ord & Snyder, *Forecasting with
-    Exponential Smoothing*, 2008, ch. 6: y_{n+j} − ŷ_n(j) = ε_{n+j} +
-    α·Σ_{i<j} ε_{n+i}). α = 0 gives 1 (independent days); h <= 0 gives 1.
+        Var(Σ_{j=1..h} (d_{t+j} − ŷ_t)) = h·σ² + h²·α/(2 − α)·σ²
+        factor                          = 1 + h·α/(2 − α)
 
-    Worked example: α = 0.1, h = 10: 10 + 0.1·90 + 0.01·285 = 21.85, factor
-    2.185 (σX larger by sqrt(2.185) ≈ 1.48).
+    (Brown, *Statistical Forecasting for Inventory Control*, 1959: the
+    variance of the smoothed level; Silver, Pyke & Thomas, *Inventory and
+    Production Management in Supply Chains*, 4th ed., 2017, §4.8 on the
+    forecast error over the lead time.) α = 0 gives 1 (a known mean);
+    h <= 0 gives 1. Where the level itself wanders (ETS(A,N,N)) the factor
+    is larger still: this is the conservative lower bound for a smoothed
+    forecast.
+
+    Worked example: α = 0.1, h = 10: α/(2 − α) = 0.0526, factor
+    1 + 10·0.0526 = 1.526 (σX larger by sqrt(1.526) ≈ 1.24).
 
     >>> round(cumulative_error_factor(10, 0.1), 3)
-    2.185
+    1.526
     """
     h = _as_float("horizon", horizon)
     a = _as_float("alpha", alpha)
     _non_negative("alpha", a)
-    total = h + a * h * (h - 1.0) + a**2 * (h - 1.0) * h * (2.0 * h - 1.0) / 6.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(h > 0, total / np.where(h > 0, h, 1.0), 1.0)
-    return _out(np.where(np.isnan(h) | np.isnan(a), np.nan, np.fmax(factor, 1.0)))
+    if np.any(a > 1):
+        raise ValueError("alpha must be in [0, 1]")
+    factor = 1.0 + np.fmax(h, 0.0) * a / (2.0 - a)
+    return _out(np.where(np.isnan(h) | np.isnan(a), np.nan, factor))
 
 
 def safety_stock(

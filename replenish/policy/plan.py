@@ -65,6 +65,7 @@ from replenish.policy.discrete import DiscreteDemand
 from replenish.policy.explain import problems, reasons, rounding_text, safety_stock_basis
 from replenish.policy.formulas import (
     abc_classes,
+    cumulative_error_factor,
     eoq,
     inventory_position,
     k_for_fill_rate,
@@ -249,6 +250,11 @@ class PlanSettings:
             on the demo shop: about a quarter less stock than the padded
             min/max at equal service, for more, smaller orders; raise it
             where ordering is expensive).
+        level_alpha: the forecast's smoothing constant α (forecast_demand's
+            ``alpha``, 0.1): the protection-interval σ of normal-demand rows
+            counts the errors of a smoothed level as correlated over the
+            interval (:func:`~replenish.policy.formulas.cumulative_error_factor`;
+            0: independent days, the textbook (L + R)·σd²).
         max_trigger_cover_days: under (R, s, Q) the trigger level s may lie
             above S (lumpy items: the undershoot of one large order); S is
             then raised to s, but s never protects more than this many days
@@ -284,6 +290,7 @@ class PlanSettings:
     review_period_days: float = 1.0
     max_cycle_cover_days: float = 14.0
     max_trigger_cover_days: float = 60.0
+    level_alpha: float = 0.1
     abc_a_share: float = 0.8
     abc_b_share: float = 0.95
     discrete_classes: tuple[str, ...] = ("intermittent", "lumpy")
@@ -323,6 +330,8 @@ class PlanSettings:
             raise ValueError("review_period_days must be >= 0")
         if not self.max_cycle_cover_days > 0:
             raise ValueError("max_cycle_cover_days must be > 0")
+        if not 0 <= self.level_alpha <= 1:
+            raise ValueError("level_alpha must be in [0, 1]")
         if not self.max_trigger_cover_days >= 0:
             raise ValueError("max_trigger_cover_days must be >= 0")
         if not 0 < self.abc_a_share <= self.abc_b_share <= 1:
@@ -790,6 +799,20 @@ def _plan(
         sigma_X**2 >= mu_X * (1.0 - settings.poisson_tolerance)
     )
     discrete = valid & (np.isin(demand_class, settings.discrete_classes) | slow)
+    # Normal rows: the level the forecast smoothed is wrong by the same amount
+    # on every day of the interval, so the interval's error variance is
+    # σd²·Σ(1 + αk)², not (L + R)·σd² (formulas.cumulative_error_factor).
+    # Count-model rows keep their per-day variance: their σ is the spread of
+    # the counts themselves. (Class A measured 94.9 % cycle service against
+    # 98.9 % with independent days; docs/policy.md §10.)
+    level_sd = sd * np.sqrt(_arr(cumulative_error_factor(T, settings.level_alpha)))
+    sigma_X = np.where(
+        discrete,
+        sigma_X,
+        _arr(
+            protection_demand_std(np.fmax(d_bar, 0.0), level_sd, L, sL, np.where(periodic, R, 0.0))
+        ),
+    )
     z, ss, esc, csl_hat, ltd = _protect(
         mu_X, sigma_X, discrete, target, cycle_qty, fill_rate, settings
     )
@@ -806,7 +829,10 @@ def _plan(
     review_demand = mu_RL - mu_L
     rsq = periodic & ~is_jit & valid & (cycle_qty > review_demand)
     e_u, var_u = _undershoot(review_demand, np.where(periodic, R, 0.0) * sd**2)
-    sigma_L = _arr(protection_demand_std(np.fmax(d_bar, 0.0), sd, L, sL, 0.0))
+    trig_sd = np.where(
+        discrete, sd, sd * np.sqrt(_arr(cumulative_error_factor(L, settings.level_alpha)))
+    )
+    sigma_L = _arr(protection_demand_std(np.fmax(d_bar, 0.0), trig_sd, L, sL, 0.0))
     mu_trig = mu_L + e_u
     sigma_trig = np.sqrt(sigma_L**2 + var_u)
     trig = _protect(mu_trig, sigma_trig, discrete, target, cycle_qty, fill_rate, settings)

@@ -20,7 +20,11 @@ from replenish.policy.plan import PLAN_COLUMNS
 # nightly run as a daily periodic review and cap the EOQ at some days of
 # demand; those defaults have tests of their own (test_policy_defaults.py).
 # Here the (s, Q) settings are stated explicitly, unless a test says otherwise.
-CONTINUOUS: dict[str, float] = {"review_period_days": 0.0, "max_cycle_cover_days": 1e9}
+CONTINUOUS: dict[str, float] = {
+    "review_period_days": 0.0,
+    "max_cycle_cover_days": 1e9,
+    "level_alpha": 0.0,  # the textbook σX = sqrt((L + R)·σd² + d²·σL²) of the worked examples
+}
 
 
 def PlanSettings(**kwargs: Any) -> _plan.PlanSettings:

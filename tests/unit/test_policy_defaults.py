@@ -43,26 +43,32 @@ def test_cap_must_be_positive() -> None:
 
 
 def test_trigger_level_accounts_for_the_undershoot() -> None:
-    """(R, s, Q) regime: A@W1 orders 30 days at a time (EOQ capped) while a
+    """(R, s, Q) regime: A@W1 orders 14 days at a time (EOQ capped) while a
     review (R = 1) sees μ_R = 10, so IP is triggered below
     s = μ_L + E[U] + z·sqrt(σ_L² + Var U) (Silver, Pyke & Thomas 2017, ch. 7):
 
     * per review: μ_R = 10, σ_R² = 1·2² = 4, κ₃ = 2·4²/10 − 4 = −0.8,
       E[D³] = 10³ + 3·10·4 − 0.8 = 1119.2;
     * E[U] = (10² + 4)/(2·10) = 5.2, Var U = 1119.2/30 − 5.2² = 10.2667;
-    * σ_L² = L·σd² + d²·σL² = 4·4 + 100·1 = 116, μ_L = 40, z = Φ⁻¹(0.95);
-    * s = 40 + 5.2 + 1.6449·sqrt(126.2667) = 45.2 + 18.483 = 63.68, below
-      S = 50 + 1.6449·sqrt(120) = 68.02 (which keeps its meaning)."""
+    * the smoothed level's error is common to the interval's days (α 0.1:
+      factor 1 + h·α/(2 − α), formulas.cumulative_error_factor): over L = 4
+      days 1.2105, over R + L = 5 days 1.2632;
+    * σ_L² = L·σd²·1.2105 + d²·σL² = 19.368 + 100 = 119.368, μ_L = 40,
+      z = Φ⁻¹(0.95);
+    * s = 40 + 5.2 + 1.6449·sqrt(129.635) = 45.2 + 18.728 = 63.93, below
+      S = 50 + 1.6449·sqrt(5·4·1.2632 + 100) = 68.41 (which keeps its meaning)."""
     a = _row(_plan.build_plans(_snapshot(), _forecast(), _lead_times(), AS_OF), "A")
     z = NormalDist().inv_cdf(0.95)
     e_u = (10.0**2 + 4.0) / (2 * 10.0)
     var_u = (10.0**3 + 3 * 10.0 * 4.0 + (2 * 4.0**2 / 10.0 - 4.0)) / (3 * 10.0) - e_u**2
     assert e_u == pytest.approx(5.2) and var_u == pytest.approx(10.26667, abs=1e-4)
-    s = 40.0 + e_u + z * math.sqrt(116.0 + var_u)
-    assert s == pytest.approx(63.68, abs=0.01)
+    f_l, f_t = 1 + 4 * 0.1 / 1.9, 1 + 5 * 0.1 / 1.9
+    s = 40.0 + e_u + z * math.sqrt(16.0 * f_l + 100.0 + var_u)
+    assert s == pytest.approx(63.93, abs=0.01)
     assert a["undershoot"] == pytest.approx(e_u)
     assert a["trigger_level"] == pytest.approx(s)
-    assert a["order_up_to"] == pytest.approx(50.0 + z * math.sqrt(120.0))
+    assert a["order_up_to"] == pytest.approx(50.0 + z * math.sqrt(20.0 * f_t + 100.0))
+    assert a["order_up_to"] == pytest.approx(68.41, abs=0.01)
     assert a["reorder_point"] == pytest.approx(40.0 + a["safety_stock"])
     assert a["trigger_level"] < a["order_up_to"]
     assert "the trigger level s = " in a["reason"]
