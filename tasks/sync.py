@@ -8,7 +8,6 @@ credential, a wrong URL or a bad configuration fails at once.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -26,15 +25,10 @@ from tasks.publish import open_store
 
 #: Waits between the attempts of a channel sync (a shop's outage usually lasts minutes).
 SYNC_RETRY_DELAYS: list[float] = [30, 120, 300]
-#: Channel syncs run side by side in threads; the first one to open a new store
-#: migrates it (Alembic's migration context is not thread-safe), the others wait.
-_MIGRATION_LOCK = threading.Lock()
-
-
 def _store_ready() -> None:
-    """Upgrade the store's schema once per process, one thread at a time."""
-    with _MIGRATION_LOCK:
-        Store(settings().store()).dispose()
+    """Upgrade the store's schema once per process before the channel syncs
+    run side by side (Store serialises migrations: replenish.store.migrate)."""
+    Store(settings().store()).dispose()
 
 
 @task(

@@ -8,6 +8,7 @@ demand cache with its watermark) happens in one transaction.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -63,6 +64,11 @@ _CHUNK = 5_000
 #: Store URLs already upgraded by this process: each task opens the store, the
 #: schema check need not run every time.
 _MIGRATED: set[str] = set()
+#: Alembic's migration context (``alembic.context``, ``alembic.op``) is a
+#: process-wide global: two threads migrating at once use each other's
+#: connection (seen: a segfault in SQLite while the flow's tasks and a test
+#: thread opened a new store together). One migration at a time per process.
+_MIGRATION_LOCK = threading.Lock()
 
 
 def _alembic_config(url: str) -> Config:
@@ -75,7 +81,13 @@ def _alembic_config(url: str) -> Config:
 
 
 def migrate(url: str) -> None:
-    """Upgrade the store at ``url`` to the newest schema (idempotent)."""
+    """Upgrade the store at ``url`` to the newest schema (idempotent; one
+    migration at a time in this process, see ``_MIGRATION_LOCK``)."""
+    with _MIGRATION_LOCK:
+        _migrate(url)
+
+
+def _migrate(url: str) -> None:
     engine = make_engine(url, what="store database")
     try:
         with (
@@ -110,8 +122,10 @@ class Store:
     def __init__(self, url: str, *, upgrade: bool = True) -> None:
         self.url = url
         if upgrade and url not in _MIGRATED:
-            migrate(url)
-            _MIGRATED.add(url)
+            with _MIGRATION_LOCK:
+                if url not in _MIGRATED:
+                    _migrate(url)
+                    _MIGRATED.add(url)
         self.engine = make_engine(url, what="store database")
 
     def __repr__(self) -> str:
