@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 import pandas as pd
@@ -135,6 +135,33 @@ class SalesChannel(Protocol):
     def config(self) -> ChannelConfig: ...
 
     def fetch(self, since: datetime | None) -> ChannelBatch: ...
+
+
+C = TypeVar("C", bound=ChannelConfig)
+
+
+class HttpChannel(Generic[C]):
+    """What every HTTP shop client holds: its configuration, an
+    ``httpx.Client`` to reuse (not closed here; None: one per fetch), ``env``
+    in place of ``os.environ`` for reading credentials, and ``sleep``, the
+    pause function of retries and pacing."""
+
+    def __init__(
+        self,
+        config: C,
+        *,
+        client: httpx.Client | None = None,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self._client = client
+        self._env = env
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"{type(self).__name__}(name={c.name!r}, base_url={c.base_url!r})"
 
 
 # -------------------------------------------------------------------- parsing

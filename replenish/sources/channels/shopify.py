@@ -51,9 +51,8 @@ be read, a refund line whose line item or SKU is unknown.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,6 +63,7 @@ from replenish.sources.channels.base import (
     BatchBuilder,
     ChannelBatch,
     FetchCounts,
+    HttpChannel,
     HttpFetcher,
     OrderRecord,
     UnidentifiedOrder,
@@ -83,26 +83,8 @@ _RESTOCKABLE = frozenset({"return", "legacy_restock"})
 _SKU_MAX = 64
 
 
-class ShopifyChannel:
-    """One Shopify store. ``client`` (not closed here) may be shared; ``env``
-    replaces ``os.environ`` for reading the token; ``sleep`` is the pause
-    function (retries, pacing)."""
-
-    def __init__(
-        self,
-        config: ShopifyConfig,
-        *,
-        client: httpx.Client | None = None,
-        env: Mapping[str, str] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.config = config
-        self._client = client
-        self._env = env
-        self._sleep = sleep
-
-    def __repr__(self) -> str:
-        return f"ShopifyChannel(name={self.config.name!r}, base_url={self.config.base_url!r})"
+class ShopifyChannel(HttpChannel[ShopifyConfig]):
+    """One Shopify store (:class:`HttpChannel`: client, env, sleep)."""
 
     @property
     def orders_url(self) -> str:

@@ -49,8 +49,7 @@ whose SKU is unknown.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -62,6 +61,7 @@ from replenish.sources.channels.base import (
     ChannelBatch,
     ChannelRequestError,
     FetchCounts,
+    HttpChannel,
     HttpFetcher,
     OrderRecord,
     UnidentifiedOrder,
@@ -94,26 +94,8 @@ _SKU_MAX = 64
 _REFUNDS_PER_PAGE = 100
 
 
-class WooCommerceChannel:
-    """One WooCommerce shop. ``client`` (not closed here) may be shared; ``env``
-    replaces ``os.environ`` for reading the keys; ``sleep`` is the pause
-    function (retries)."""
-
-    def __init__(
-        self,
-        config: WooCommerceConfig,
-        *,
-        client: httpx.Client | None = None,
-        env: Mapping[str, str] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.config = config
-        self._client = client
-        self._env = env
-        self._sleep = sleep
-
-    def __repr__(self) -> str:
-        return f"WooCommerceChannel(name={self.config.name!r}, base_url={self.config.base_url!r})"
+class WooCommerceChannel(HttpChannel[WooCommerceConfig]):
+    """One WooCommerce shop (:class:`HttpChannel`: client, env, sleep)."""
 
     @property
     def api_url(self) -> str:
