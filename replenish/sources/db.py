@@ -104,6 +104,25 @@ def is_transient_db_error(e: BaseException) -> bool:
     return False
 
 
+def is_write_conflict(e: BaseException) -> bool:
+    """True when a transaction lost a race with a concurrent one and can
+    simply be run again: a unique key taken first by the other
+    (IntegrityError), a deadlock (MariaDB/MySQL 1213, PostgreSQL 40P01) or a
+    serialization failure (PostgreSQL 40001)."""
+    if isinstance(e, exc.IntegrityError):
+        return True
+    if not isinstance(e, exc.OperationalError | exc.DBAPIError):
+        return False
+    orig = getattr(e, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code in {"40P01", "40001"}:
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] in (1213, 1205):  # deadlock, lock wait timeout
+        return True
+    return "deadlock" in describe_db_error(e).lower()
+
+
 @contextmanager
 def translate_errors(
     what: str, url: str, transient: type[ReplenishError], permanent: type[ReplenishError]

@@ -11,18 +11,17 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Column, ColumnElement, Connection, delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
@@ -31,7 +30,7 @@ from replenish.errors import StoreError
 from replenish.notify.alerts import Alert
 from replenish.notify.lifecycle import AlertChanges, AlertScope
 from replenish.notify.rules import AlertRules
-from replenish.sources.db import make_engine, safe_url, translate_errors
+from replenish.sources.db import is_write_conflict, make_engine, safe_url, translate_errors
 from replenish.store import alerts as alert_state
 from replenish.store import cache, drafts
 from replenish.store.cache import ERP_SOURCE, IngestResult, SourceState, naive_utc
@@ -61,6 +60,7 @@ _PLAN_COLUMNS = [
     c.name for c in Plan.__table__.columns if c.name not in {"id", "run_id", "details"}
 ]
 _CHUNK = 5_000
+T = TypeVar("T")
 #: Store URLs already upgraded by this process: each task opens the store, the
 #: schema check need not run every time.
 _MIGRATED: set[str] = set()
@@ -138,6 +138,22 @@ class Store:
     def _tx(self, what: str) -> Iterator[Connection]:
         with translate_errors(what, self.url, StoreError, StoreError), self.engine.begin() as c:
             yield c
+
+    def _tx_retrying_conflicts(self, what: str, work: Callable[[Connection], T]) -> T:
+        """``work`` in one transaction, run again (3 attempts in all) when the
+        transaction lost a race with a concurrent one — a key inserted first,
+        a deadlock, a serialization failure
+        (:func:`~replenish.sources.db.is_write_conflict`): the next attempt
+        sees what the other committed."""
+        for attempt in (1, 2, 3):
+            try:
+                with self._tx(what) as c:
+                    return work(c)
+            except StoreError as e:
+                if attempt == 3 or e.__cause__ is None or not is_write_conflict(e.__cause__):
+                    raise
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # ---- runs --------------------------------------------------------------------------
     def start_run(
@@ -300,14 +316,10 @@ class Store:
         already there.
         """
         pairs = {(str(s), str(loc)) for s, loc in covered} if covered is not None else None
-        for attempt in (1, 2):
-            try:
-                with self._tx("cannot store draft orders") as c:
-                    return drafts.publish(c, as_of, run_id, headers, lines, pairs)
-            except StoreError as e:
-                if attempt == 2 or not isinstance(e.__cause__, IntegrityError):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._tx_retrying_conflicts(
+            "cannot store draft orders",
+            lambda c: drafts.publish(c, as_of, run_id, headers, lines, pairs),
+        )
 
     def _as_of_of(self, c: Connection, run_id: str | None, as_of: date | None) -> date | None:
         if as_of is None and run_id is not None:
@@ -569,21 +581,18 @@ class Store:
         """Compare a run's alerts with the open ones and claim what to announce:
         new alerts, alerts that worsened, and resolutions of the open alerts
         that ``scopes`` cover and the run did not raise again. One
-        transaction; retried once if a concurrent run opened the same alert
-        first. Send ``changes.notices()``, then call
+        transaction; run again (up to 3 times) when it lost a race with a
+        concurrent run: the same alert opened first, or a deadlock
+        (:func:`~replenish.sources.db.is_write_conflict`). Send ``changes.notices()``, then call
         :meth:`record_alert_delivery` (or :meth:`release_alerts` if no channel
         took them)."""
-        rules = rules or AlertRules()
-        for attempt in (1, 2):
-            try:
-                with self._tx("cannot store alerts") as c:
-                    return alert_state.reconcile(
-                        c, as_of, run_id, alerts, scopes, rules, datetime.now()
-                    )
-            except StoreError as e:
-                if attempt == 2 or not isinstance(e.__cause__, IntegrityError):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        checked = rules or AlertRules()
+        return self._tx_retrying_conflicts(
+            "cannot store alerts",
+            lambda c: alert_state.reconcile(
+                c, as_of, run_id, alerts, scopes, checked, datetime.now()
+            ),
+        )
 
     def release_alerts(self, changes: AlertChanges) -> None:
         """Put back the notices of ``changes`` (delivery failed everywhere): the

@@ -382,3 +382,32 @@ def test_aware_timestamps_are_kept_as_naive_utc(store_url: str) -> None:
     store.ingest("shopify", _lines(), _returns(), datetime(2026, 11, 2, 10, 0, tzinfo=berlin))
     assert store.watermark("shopify") == datetime(2026, 11, 2, 9, 0)
     store.dispose()
+
+
+def test_write_conflicts_are_told_from_other_faults() -> None:
+    """What the store runs again (a lost race) and what it does not, on the
+    drivers' own exception objects: MariaDB's deadlock 1213 and lock wait
+    1205, PostgreSQL's 40P01 / 40001, any IntegrityError; not a syntax error."""
+    import pymysql
+    from sqlalchemy import exc
+
+    from replenish.sources.db import is_write_conflict
+
+    def op(orig: BaseException) -> exc.OperationalError:
+        return exc.OperationalError("UPDATE ...", {}, orig)
+
+    deadlock = pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+    assert is_write_conflict(op(deadlock))
+    assert is_write_conflict(op(pymysql.err.OperationalError(1205, "Lock wait timeout")))
+    assert is_write_conflict(exc.IntegrityError("INSERT ...", {}, Exception("duplicate key")))
+
+    class PgError(Exception):
+        def __init__(self, sqlstate: str) -> None:
+            super().__init__("could not serialize access")
+            self.sqlstate = sqlstate
+
+    assert is_write_conflict(op(PgError("40P01")))
+    assert is_write_conflict(op(PgError("40001")))
+    assert not is_write_conflict(op(PgError("42601")))
+    assert not is_write_conflict(op(pymysql.err.OperationalError(1064, "syntax error")))
+    assert not is_write_conflict(ValueError("not a database error"))
