@@ -25,6 +25,8 @@ from tasks.publish import open_store
 
 #: Waits between the attempts of a channel sync (a shop's outage usually lasts minutes).
 SYNC_RETRY_DELAYS: list[float] = [30, 120, 300]
+
+
 def _store_ready() -> None:
     """Upgrade the store's schema once per process before the channel syncs
     run side by side (Store serialises migrations: replenish.store.migrate)."""
