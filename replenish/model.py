@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Final
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     Boolean,
@@ -220,15 +221,18 @@ def coerce(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     contract order and dtypes (timestamps as naive UTC). Values that cannot
     be converted become missing
     (NaN/NaT/<NA>), so the validation gate can reject them row by row instead
-    of the whole table failing to load.
+    of the whole table failing to load — and so do ±inf, integers beyond
+    2⁵³ and blank keys (a SKU of ``"  "`` identifies nothing).
     """
     out: dict[str, pd.Series] = {}
     for col, dtype in CONTRACT[table].items():
         s = frame[col] if col in frame.columns else pd.Series(pd.NA, index=frame.index)
         if dtype == "float64":
-            out[col] = pd.to_numeric(s, errors="coerce").astype("float64")
+            n = pd.to_numeric(s, errors="coerce").astype("float64")
+            out[col] = n.where(np.isfinite(n))  # ±inf is not a quantity: missing
         elif dtype == "Int64":
-            out[col] = pd.to_numeric(s, errors="coerce").round().astype("Int64")
+            n = pd.to_numeric(s, errors="coerce").astype("float64")
+            out[col] = n.where(n.abs() < 2**53).round().astype("Int64")  # beyond: missing
         elif dtype == "boolean":
             out[col] = _to_bool(s)
         elif dtype.startswith("datetime"):
@@ -236,7 +240,10 @@ def coerce(table: str, frame: pd.DataFrame) -> pd.DataFrame:
             ts: pd.Series = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
             out[col] = ts.dt.tz_localize(None).astype("datetime64[ns]")
         else:
-            out[col] = s.astype("string")
+            text = s.astype("string")
+            if col in ROW_KEYS[table]:  # a blank key identifies nothing: missing
+                text = text.mask(text.str.strip() == "")
+            out[col] = text
     return pd.DataFrame(out, index=frame.index)
 
 

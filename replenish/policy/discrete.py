@@ -226,7 +226,9 @@ class DiscreteDemand:
         E[(X − s)⁺] <= target) per item: the pmf walk where it is short and
         representable, integer bisection on [−1, hi] otherwise (``hi``
         satisfies the condition)."""
-        valid = self._valid() & np.isfinite(hi) & ~np.isnan(target)
+        # beyond 2^53 the integers are not all representable: the bisection's
+        # midpoint would stop moving (such an item is NaN, reported per SKU)
+        valid = self._valid() & np.isfinite(hi) & (hi < 2.0**53) & ~np.isnan(target)
         out = np.where(valid & (self.mean <= 0), 0.0, np.nan)
         todo = valid & (self.mean > 0)
         walk = todo & (hi <= _WALK_LIMIT) & (self._log_p0() > _LOG_TINY)
@@ -246,11 +248,13 @@ class DiscreteDemand:
         top = np.maximum(np.ceil(hi[rest]), 0.0)
         live = np.flatnonzero(top - lo > 1)
         while live.size:
+            width = top[live] - lo[live]
             mid = np.floor((lo[live] + top[live]) / 2.0)
             good = ok(mid, rest[live])
             top[live] = np.where(good, mid, top[live])
             lo[live] = np.where(good, lo[live], mid)
-            live = live[top[live] - lo[live] > 1]
+            narrower = top[live] - lo[live]
+            live = live[(narrower > 1) & (narrower < width)]  # stop where it no longer moves
         out[rest] = top
         return out
 

@@ -50,9 +50,14 @@ def fmt(x: Any, decimals: int = 1) -> TextArray:
     ['1.3', '40', '0', 'n/a', '∞']
     >>> fmt([3.5, 2.126], 2).tolist()
     ['3.5', '2.13']
+    >>> fmt([1e300]).tolist()
+    ['1e+300']
     """
     x = np.asarray(x, dtype=np.float64)
-    finite = np.isfinite(x)
+    # values too large for the int64 path (|x|·10^decimals beyond 2^53) are
+    # written in scientific notation, like NaN and ∞ below
+    huge = np.isfinite(x) & (np.abs(x) * 10**decimals >= 2.0**53)
+    finite = np.isfinite(x) & ~huge
     all_finite = bool(finite.all())
     scale = 10**decimals
     units = np.rint(np.abs(x if all_finite else np.where(finite, x, 0.0)) * scale)
@@ -66,6 +71,8 @@ def fmt(x: Any, decimals: int = 1) -> TextArray:
         text = np.where(negative, "-" + text, text)
     if not all_finite:
         special = np.where(np.isnan(x), "n/a", np.where(x > 0, "∞", "-∞")).astype(object)
+        if huge.any():
+            special[huge] = [f"{v:.4g}" for v in x[huge]]
         text = np.where(finite, text, special)
     return np.asarray(text, dtype=object)
 
