@@ -562,9 +562,7 @@ T0 = datetime(2026, 11, 1, 9, 0)
 
 #: Payload keys whose non-list values crash the parsers (the bugs pinned
 #: below): the fuzzers leave them out until those are fixed.
-KNOWN_BAD_PAYLOAD_KEYS = frozenset(
-    {"refunds", "fulfillments", "refund_line_items", "line_items_of_fulfillment", "meta_data"}
-)
+KNOWN_BAD_PAYLOAD_KEYS: frozenset[str] = frozenset()  # all fixed
 
 json_scalars = (
     st.none()
@@ -777,22 +775,8 @@ def test_a_truncated_or_non_json_answer_is_a_clear_contract_error(body: str) -> 
 
 # ------------------------------------------------------------------- known bugs
 
-_CHANNEL_BUGS = "bug: replenish/sources/channels/{file} {where}: {what}. Fix: {fix}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason=_CHANNEL_BUGS.format(
-        file="shopify.py",
-        where="parse_order",
-        what="'for refund in raw.get(\"refunds\") or []' (and fulfillments, a fulfillment's "
-        "line_items, a refund's refund_line_items) iterates whatever the payload holds: a "
-        "number there raises TypeError and the whole fetch fails",
-        fix="read each with a helper that returns the value if it is a list, [] if it is "
-        "None, and otherwise rejects the order's field with 'is not a list'",
-    ),
-)
 @pytest.mark.parametrize("key", ["refunds", "fulfillments", "refund_line_items"])
 def test_shopify_a_non_list_where_a_list_belongs_is_rejected(key: str) -> None:
     raw = _shopify_base(1)
@@ -803,19 +787,6 @@ def test_shopify_a_non_list_where_a_list_belongs_is_rejected(key: str) -> None:
     check_record(shopify_module.parse_order(raw, SHOP), raw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason=_CHANNEL_BUGS.format(
-        file="base.py",
-        where="parse_utc",
-        what="an aware timestamp at the edge of the calendar ('0001-01-01T00:00:00+05:00', "
-        "'9999-12-31T23:00:00-05:00') raises OverflowError in astimezone(UTC), not caught: "
-        "the whole fetch fails",
-        fix="catch OverflowError next to ValueError and return None (the line is then "
-        "rejected as 'not an ISO 8601 timestamp')",
-    ),
-)
 @pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"])
 def test_a_timestamp_at_the_edge_of_the_calendar_is_rejected(stamp: str) -> None:
     raw = _shopify_base(1)
@@ -823,17 +794,6 @@ def test_a_timestamp_at_the_edge_of_the_calendar_is_rejected(stamp: str) -> None
     check_record(shopify_module.parse_order(raw, SHOP), raw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason=_CHANNEL_BUGS.format(
-        file="woocommerce.py",
-        where="parse_refunds / _refunded_item_id",
-        what="'refund.get(\"line_items\") or []' and 'line.get(\"meta_data\") or []' iterate a "
-        "number: TypeError, the fetch fails",
-        fix="accept lists only, reject the refund (or line) otherwise with the reason",
-    ),
-)
 @pytest.mark.parametrize("where", ["line_items", "meta_data"])
 def test_woocommerce_a_non_list_in_a_refund_is_rejected(where: str) -> None:
     refund: dict[str, Any] = {"id": 1, "date_created_gmt": "2026-11-02T10:00:00"}
@@ -844,18 +804,6 @@ def test_woocommerce_a_non_list_in_a_refund_is_rejected(where: str) -> None:
     assert rejected and not returns
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason=_CHANNEL_BUGS.format(
-        file="woocommerce.py",
-        where="_numeric_first",
-        what="orders with refunds are sorted by int(order_id) when order_id.isdigit(); "
-        "'²' (or any Unicode digit that is not decimal) passes isdigit() and int() raises "
-        "ValueError: the fetch fails",
-        fix="use order_id.isdecimal() and int() inside try/except ValueError",
-    ),
-)
 def test_woocommerce_an_order_id_of_unicode_digits_does_not_break_the_fetch() -> None:
     order = {k: v for k, v in _woo_base(3).items() if not k.startswith("_")}
     order["id"] = "²"
@@ -873,19 +821,6 @@ def test_woocommerce_an_order_id_of_unicode_digits_does_not_break_the_fetch() ->
     assert batch.counts.orders == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=_CHANNEL_BUGS.format(
-        file="shopify.py and woocommerce.py",
-        where="parse_order / parse_refunds",
-        what="a return's SKU (a refund line's embedded line_item.sku, a WooCommerce refund "
-        "line's sku) is not checked against the 64 characters of the contract as order "
-        "lines are; Store.ingest then refuses the whole batch with StoreError: one refund "
-        "stops the channel's sync",
-        fix="reject a return whose SKU is longer than _SKU_MAX with 'SKU longer than 64 "
-        "characters', as for lines",
-    ),
-)
 def test_a_return_with_an_overlong_sku_is_rejected_not_the_whole_batch(tmp_path: Path) -> None:
     order = _shopify_base(5)
     refund_line = order["refunds"][0]["refund_line_items"][0]

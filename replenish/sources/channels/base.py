@@ -167,6 +167,18 @@ class HttpChannel(Generic[C]):
 # -------------------------------------------------------------------- parsing
 
 
+#: The contract's sku column (replenish.model: String(64)).
+SKU_MAX = 64
+
+
+def list_of(value: object) -> list[Any] | None:
+    """A JSON array field: the list itself, [] when absent (null), None when
+    it is something else (the caller rejects it with a reason)."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else None
+
+
 def parse_utc(value: object) -> datetime | None:
     """An ISO 8601 timestamp as a naive UTC ``datetime``; None if it cannot be
     read. Aware values (``2024-03-01T10:15:00-05:00``, ``...Z``) are converted
@@ -178,10 +190,10 @@ def parse_utc(value: object) -> datetime | None:
         text = text[:-1] + "+00:00"
     try:
         stamp = datetime.fromisoformat(text)
-    except ValueError:
+        if stamp.tzinfo is not None:
+            stamp = stamp.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # 0001-01-01T00:00+05:00 has no UTC date
         return None
-    if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(UTC).replace(tzinfo=None)
     return stamp
 
 
@@ -325,7 +337,21 @@ class BatchBuilder:
         rejected = list(self.loose_rejections)
         for record in self.orders.values():
             lines.extend(record.lines)
-            returns.extend(record.returns)
+            for row in record.returns:  # a return's SKU comes from the refund: check it too
+                sku = row.get("sku")
+                if isinstance(sku, str) and len(sku) > SKU_MAX:
+                    rejected.append(
+                        rejection(
+                            self.channel,
+                            record.order_id,
+                            None,
+                            "returns.sku",
+                            sku,
+                            f"SKU longer than {SKU_MAX} characters",
+                        )
+                    )
+                else:
+                    returns.append(row)
             rejected.extend(record.rejected)
         returns_frame, collisions = _returns_frame(returns, self.channel)
         rejected.extend(collisions)

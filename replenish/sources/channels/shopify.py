@@ -60,6 +60,7 @@ import httpx
 
 from replenish.errors import ContractError
 from replenish.sources.channels.base import (
+    SKU_MAX,
     BatchBuilder,
     ChannelBatch,
     FetchCounts,
@@ -69,6 +70,7 @@ from replenish.sources.channels.base import (
     UnidentifiedOrder,
     client_context,
     id_text,
+    list_of,
     log,
     parse_quantity,
     parse_utc,
@@ -80,7 +82,6 @@ from replenish.sources.channels.config import ShopifyConfig, read_secret
 __all__ = ["ShopifyChannel", "parse_order"]
 
 _RESTOCKABLE = frozenset({"return", "legacy_restock"})
-_SKU_MAX = 64
 
 
 class ShopifyChannel(HttpChannel[ShopifyConfig]):
@@ -270,7 +271,10 @@ def parse_order(raw: Any, config: ShopifyConfig) -> OrderRecord | UnidentifiedOr
     locations = config.locations
     order_location = _mapped(locations, raw.get("location_id"))
     shipped_from: dict[str, str] = {}
-    for fulfillment in raw.get("fulfillments") or []:
+    fulfillments = list_of(raw.get("fulfillments"))
+    if fulfillments is None:
+        reject(None, "fulfillments", raw.get("fulfillments"), "fulfillments is not a list")
+    for fulfillment in fulfillments or []:
         if not isinstance(fulfillment, dict) or fulfillment.get("status") in (
             "cancelled",
             "error",
@@ -278,7 +282,7 @@ def parse_order(raw: Any, config: ShopifyConfig) -> OrderRecord | UnidentifiedOr
         ):
             continue
         where = _mapped(locations, fulfillment.get("location_id"))
-        for item in fulfillment.get("line_items") or []:
+        for item in list_of(fulfillment.get("line_items")) or []:
             item_id = id_text(item.get("id")) if isinstance(item, dict) else None
             if where is not None and item_id is not None:
                 shipped_from.setdefault(item_id, where)
@@ -286,12 +290,18 @@ def parse_order(raw: Any, config: ShopifyConfig) -> OrderRecord | UnidentifiedOr
     # refunds: units cancelled before fulfilment reduce the line; the rest are returns
     cancelled_units: dict[str, float] = defaultdict(float)
     refund_lines: list[tuple[datetime | None, object, dict[str, Any]]] = []
-    for refund in raw.get("refunds") or []:
+    refunds = list_of(raw.get("refunds"))
+    if refunds is None:
+        reject(None, "refunds", raw.get("refunds"), "refunds is not a list")
+    for refund in refunds or []:
         if not isinstance(refund, dict):
             reject(None, "refunds", refund, "refund is not a JSON object")
             continue
         refunded_at = parse_utc(refund.get("created_at"))
-        for rli in refund.get("refund_line_items") or []:
+        refund_lines_raw = list_of(refund.get("refund_line_items"))
+        if refund_lines_raw is None:
+            reject(None, "refund_line_items", refund.get("refund_line_items"), "not a list")
+        for rli in refund_lines_raw or []:
             if not isinstance(rli, dict):
                 reject(None, "refund_line_items", rli, "refund line is not a JSON object")
                 continue
@@ -348,8 +358,8 @@ def parse_order(raw: Any, config: ShopifyConfig) -> OrderRecord | UnidentifiedOr
                 "it cannot be matched to a product",
             )
             continue
-        if len(sku) > _SKU_MAX:
-            reject(item_id, "sku", sku, f"SKU longer than {_SKU_MAX} characters")
+        if len(sku) > SKU_MAX:
+            reject(item_id, "sku", sku, f"SKU longer than {SKU_MAX} characters")
             continue
         qty, problem = parse_quantity(item.get("quantity"))
         if qty is None or qty <= 0:

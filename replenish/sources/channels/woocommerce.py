@@ -57,6 +57,7 @@ import httpx
 
 from replenish.errors import ContractError
 from replenish.sources.channels.base import (
+    SKU_MAX,
     BatchBuilder,
     ChannelBatch,
     ChannelRequestError,
@@ -67,6 +68,7 @@ from replenish.sources.channels.base import (
     UnidentifiedOrder,
     client_context,
     id_text,
+    list_of,
     log,
     parse_quantity,
     parse_utc,
@@ -90,7 +92,6 @@ DEFAULT_STATUS_MAP: dict[str, str] = {
     "checkout-draft": "cancelled",
 }
 _API = "/wp-json/wc/v3"
-_SKU_MAX = 64
 _REFUNDS_PER_PAGE = 100
 
 
@@ -258,7 +259,8 @@ def _list_of(payload: Any, http: HttpFetcher, response: httpx.Response) -> list[
 
 
 def _numeric_first(order_id: str) -> tuple[int, str]:
-    return (int(order_id), "") if order_id.isdigit() else (0, order_id)
+    # isdecimal, not isdigit: "²" is a digit that int() refuses
+    return (int(order_id), "") if order_id.isascii() and order_id.isdecimal() else (0, order_id)
 
 
 # --------------------------------------------------------------------- orders
@@ -340,8 +342,8 @@ def parse_order(raw: Any, config: WooCommerceConfig) -> OrderRecord | Unidentifi
                 "(set missing_sku: product_id to use 'wc-{product id}')",
             )
             continue
-        if len(sku) > _SKU_MAX:
-            reject(item_id, "sku", sku, f"SKU longer than {_SKU_MAX} characters")
+        if len(sku) > SKU_MAX:
+            reject(item_id, "sku", sku, f"SKU longer than {SKU_MAX} characters")
             continue
         qty, problem = parse_quantity(item.get("quantity"))
         if qty is None or qty <= 0:
@@ -368,7 +370,7 @@ def parse_order(raw: Any, config: WooCommerceConfig) -> OrderRecord | Unidentifi
 
 
 def _refunded_item_id(line: dict[str, Any]) -> str | None:
-    for meta in line.get("meta_data") or []:
+    for meta in list_of(line.get("meta_data")) or []:
         if isinstance(meta, dict) and meta.get("key") == "_refunded_item_id":
             return id_text(meta.get("value"))
     return None
@@ -390,7 +392,10 @@ def parse_refunds(
             reject(None, "refunds", refund, "refund is not a JSON object")
             continue
         refunded_at = parse_utc(refund.get("date_created_gmt"))
-        for line in refund.get("line_items") or []:
+        lines = list_of(refund.get("line_items"))
+        if lines is None:
+            reject(None, "refunds.line_items", refund.get("line_items"), "not a list")
+        for line in lines or []:
             if not isinstance(line, dict):
                 reject(None, "refunds.line_items", line, "refund line is not a JSON object")
                 continue
