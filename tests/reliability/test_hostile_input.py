@@ -776,7 +776,6 @@ def test_a_truncated_or_non_json_answer_is_a_clear_contract_error(body: str) -> 
 # ------------------------------------------------------------------- known bugs
 
 
-
 @pytest.mark.parametrize("key", ["refunds", "fulfillments", "refund_line_items"])
 def test_shopify_a_non_list_where_a_list_belongs_is_rejected(key: str) -> None:
     raw = _shopify_base(1)
