@@ -171,6 +171,23 @@ class HttpChannel(Generic[C]):
 SKU_MAX = 64
 
 
+def line_item(
+    sku: str, sku_raw: object, quantity_raw: object, no_sku_reason: str
+) -> float | tuple[str, object, str]:
+    """The checks every shop applies to a line item: a SKU (``no_sku_reason``
+    says why a missing one cannot be matched), at most :data:`SKU_MAX`
+    characters, a positive quantity. The quantity, or ``(field, value,
+    reason)`` to reject the line with."""
+    if not sku:
+        return ("sku", sku_raw, no_sku_reason)
+    if len(sku) > SKU_MAX:
+        return ("sku", sku, f"SKU longer than {SKU_MAX} characters")
+    qty, problem = parse_quantity(quantity_raw)
+    if qty is None or qty <= 0:
+        return ("quantity", quantity_raw, problem or "quantity is not a positive number")
+    return qty
+
+
 def list_of(value: object) -> list[Any] | None:
     """A JSON array field: the list itself, [] when absent (null), None when
     it is something else (the caller rejects it with a reason)."""

@@ -60,7 +60,6 @@ import httpx
 
 from replenish.errors import ContractError
 from replenish.sources.channels.base import (
-    SKU_MAX,
     BatchBuilder,
     ChannelBatch,
     FetchCounts,
@@ -70,6 +69,7 @@ from replenish.sources.channels.base import (
     UnidentifiedOrder,
     client_context,
     id_text,
+    line_item,
     list_of,
     log,
     parse_quantity,
@@ -349,27 +349,17 @@ def parse_order(raw: Any, config: ShopifyConfig) -> OrderRecord | UnidentifiedOr
                 "order created_at is not an ISO 8601 timestamp",
             )
             continue
-        if not sku:
-            reject(
-                item_id,
-                "sku",
-                sku_raw,
-                "line item has no SKU (a custom item, a tip or a variant without SKU): "
-                "it cannot be matched to a product",
-            )
+        checked = line_item(
+            sku,
+            sku_raw,
+            item.get("quantity"),
+            "line item has no SKU (a custom item, a tip or a variant without SKU): "
+            "it cannot be matched to a product",
+        )
+        if isinstance(checked, tuple):
+            reject(item_id, *checked)
             continue
-        if len(sku) > SKU_MAX:
-            reject(item_id, "sku", sku, f"SKU longer than {SKU_MAX} characters")
-            continue
-        qty, problem = parse_quantity(item.get("quantity"))
-        if qty is None or qty <= 0:
-            reject(
-                item_id,
-                "quantity",
-                item.get("quantity"),
-                problem or "quantity is not a positive number",
-            )
-            continue
+        qty = checked
         if cancelled_order:
             status = "cancelled"
         elif item.get("fulfillment_status") == "fulfilled" or order_fulfilled:

@@ -57,7 +57,6 @@ import httpx
 
 from replenish.errors import ContractError
 from replenish.sources.channels.base import (
-    SKU_MAX,
     BatchBuilder,
     ChannelBatch,
     ChannelRequestError,
@@ -68,6 +67,7 @@ from replenish.sources.channels.base import (
     UnidentifiedOrder,
     client_context,
     id_text,
+    line_item,
     list_of,
     log,
     parse_quantity,
@@ -333,27 +333,17 @@ def parse_order(raw: Any, config: WooCommerceConfig) -> OrderRecord | Unidentifi
                 "channel's status_map",
             )
             continue
-        if not sku:
-            reject(
-                item_id,
-                "sku",
-                item.get("sku"),
-                "line item has no SKU: it cannot be matched to a product "
-                "(set missing_sku: product_id to use 'wc-{product id}')",
-            )
+        checked = line_item(
+            sku,
+            item.get("sku"),
+            item.get("quantity"),
+            "line item has no SKU: it cannot be matched to a product "
+            "(set missing_sku: product_id to use 'wc-{product id}')",
+        )
+        if isinstance(checked, tuple):
+            reject(item_id, *checked)
             continue
-        if len(sku) > SKU_MAX:
-            reject(item_id, "sku", sku, f"SKU longer than {SKU_MAX} characters")
-            continue
-        qty, problem = parse_quantity(item.get("quantity"))
-        if qty is None or qty <= 0:
-            reject(
-                item_id,
-                "quantity",
-                item.get("quantity"),
-                problem or "quantity is not a positive number",
-            )
-            continue
+        qty = checked
         record.lines.append(
             {
                 "order_id": order_id,
