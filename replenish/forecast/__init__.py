@@ -255,12 +255,20 @@ def forecast_demand(
         label = desc.demand_class
         level_rows = np.flatnonzero(np.isin(label, _LEVEL_CLASSES))
         sparse_rows = np.flatnonzero(np.isin(label, _INTERMITTENT_CLASSES))
-        # rare sellers (no seasonal profile) first: their blocks skip the season
+        # intermittent series without any seasonality (rare sellers get none,
+        # see _fit_rows) are fitted event by event, the others day by day: the
+        # same numbers up to rounding. Two families, so that the choice is made
+        # per series, never by the company a series keeps in its block: the
+        # results do not depend on how the series are split into partitions.
         share = desc.nonzero_days[sparse_rows] / np.maximum(desc.base_days[sparse_rows], 1)
-        sparse_rows = sparse_rows[np.argsort(share >= YEARLY_MIN_SHARE, kind="stable")]
+        flat = (share < YEARLY_MIN_SHARE) | (
+            np.all(desc.weekday[sparse_rows] == 1.0, axis=1)
+            & np.all(desc.yearly[sparse_rows] == 1.0, axis=1)
+        )
         families = [
             (level_rows, _level_candidates, False),
-            (sparse_rows, _intermittent_candidates, True),
+            (sparse_rows[flat], _intermittent_candidates, True),
+            (sparse_rows[~flat], _intermittent_candidates, True),
         ]
         width = min(_BLOCK, max([len(rows) for rows, _, _ in families] + [1]))
         buffers = Buffers(n_days, width)
