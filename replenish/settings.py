@@ -10,7 +10,7 @@ Secret blocks; they are never flow parameters and never logged.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +31,14 @@ class Settings(BaseSettings):
         "or yaml:PATH to a YAML profile of queries",
     )
     db_url: SecretStr | None = Field(None, description="SQLAlchemy URL of replenish's own store")
+    erp_url_block: str | None = Field(
+        None,
+        description="Prefect Secret block holding the ERP URL (when erp_url is unset)",
+    )
+    db_url_block: str | None = Field(
+        None,
+        description="Prefect Secret block holding the store URL (when db_url is unset)",
+    )
 
     slack_webhook_url: SecretStr | None = None
     smtp_host: str | None = None
@@ -58,11 +66,47 @@ class Settings(BaseSettings):
     )
 
     def erp(self) -> str:
+        """The ERP URL: ``erp_url``, else the Secret block ``erp_url_block``,
+        else the demo shop's SQLite file under ``home``."""
         if self.erp_url is not None:
             return self.erp_url.get_secret_value()
+        if self.erp_url_block:
+            return secret_block_value(self.erp_url_block, "REPLENISH_ERP_URL_BLOCK")
         return f"sqlite:///{(self.home / 'demo_erp.db').as_posix()}"
 
     def store(self) -> str:
+        """The store URL: ``db_url``, else the Secret block ``db_url_block``,
+        else the SQLite file under ``home``."""
         if self.db_url is not None:
             return self.db_url.get_secret_value()
+        if self.db_url_block:
+            return secret_block_value(self.db_url_block, "REPLENISH_DB_URL_BLOCK")
         return f"sqlite:///{(self.home / 'replenish.db').as_posix()}"
+
+
+def secret_block_value(name: str, setting: str) -> str:
+    """The value of the Prefect Secret block ``name`` (from the Prefect API of
+    the environment: ``PREFECT_API_URL``). A missing block, or an API that
+    cannot be reached, is a :class:`ConfigurationError` naming the block and
+    the setting that asked for it; the value itself is never part of an error."""
+    from prefect.blocks.system import Secret
+
+    from replenish.errors import ConfigurationError
+
+    try:
+        block: Any = Secret.load(name)  # called from sync code: the block itself
+    except ValueError as e:  # Prefect: "Unable to find block document named ..."
+        raise ConfigurationError(
+            f"{setting}={name!r}: no Prefect Secret block of that name "
+            f"(create it: Secret(value=URL).save({name!r}), or in the UI: Blocks > Secret); {e}"
+        ) from None
+    except Exception as e:
+        raise ConfigurationError(
+            f"{setting}={name!r}: cannot load the Prefect Secret block: {type(e).__name__}: {e}"
+        ) from None
+    value = block.get()
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(
+            f"{setting}={name!r}: the Secret block must hold a database URL as text"
+        )
+    return value.strip()

@@ -1,6 +1,7 @@
 """Promise 5, secrets and access.
 
-* Credentials come from the environment (or Prefect blocks) and never reach
+* Credentials come from the environment or Prefect blocks (the ERP URL of
+  the scanned run from a Secret block) and never reach
   a log line, a Prefect log or artifact, a flow run's parameters or state, an
   alert, the store, or a file the run writes: a run with a password in the
   ERP URL, an SMTP password and a Slack webhook token — one that completes
@@ -30,6 +31,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from prefect.blocks.system import Secret
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
@@ -244,8 +246,12 @@ def test_no_secret_reaches_logs_artifacts_alerts_or_the_store(
         SmtpRecorder(credentials=("alerts@shop.example", SMTP_PASSWORD)) as smtp,
         HttpRecorder() as slack,
     ):
+        # the ERP URL (with its password) from a Prefect Secret block for the
+        # good run, from the environment for the failing one: both sources scanned
+        block_name = f"erp-url-{uuid.uuid4().hex[:8]}"
+        Secret(value=postgres_reader).save(block_name)
         env = {
-            "REPLENISH_ERP_URL": postgres_reader,
+            "REPLENISH_ERP_URL_BLOCK": block_name,
             "REPLENISH_DB_URL": store_url,
             "REPLENISH_HOME": str(home),
             "REPLENISH_SLACK_WEBHOOK_URL": f"{slack.url}/services/T0/B0/{SLACK_TOKEN}",
@@ -292,6 +298,26 @@ def test_no_secret_reaches_logs_artifacts_alerts_or_the_store(
     assert "***" in places["the store"] or "ro_" in places["the store"]  # the ERP is recorded
     leaks = [(where, s) for where, blob in places.items() for s in SECRETS if s in blob]
     assert leaks == []
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+def test_urls_from_secret_blocks_and_a_missing_block_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from replenish.errors import ConfigurationError
+    from replenish.settings import Settings
+
+    monkeypatch.delenv("REPLENISH_ERP_URL", raising=False)
+    with pytest.raises(ConfigurationError, match=r"REPLENISH_ERP_URL_BLOCK='no-such-url'.*Secret"):
+        Settings(erp_url_block="no-such-url").erp()
+    Secret(value="   ").save("blank-url", overwrite=True)
+    with pytest.raises(ConfigurationError, match="must hold a database URL"):
+        Settings(db_url_block="blank-url").store()
+    Secret(value=f"sqlite:///x.db?password={ERP_PASSWORD}").save("a-url", overwrite=True)
+    assert Settings(db_url_block="a-url").store().endswith(ERP_PASSWORD)
+    # the environment's URL wins over the block
+    assert Settings(db_url="sqlite:///y.db", db_url_block="a-url").store() == "sqlite:///y.db"
 
 
 # ----------------------------------------------------------------- parameterised SQL
