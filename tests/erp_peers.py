@@ -18,29 +18,38 @@ They speak the real wire formats and keep state:
   (AccessDenied), per-user access rights per model and operation
   (AccessError), required fields and existing many2one targets
   (ValidationError), datetime strings as ``YYYY-MM-DD HH:MM:SS``
-  (ValueError), no deletion of lines of a confirmed order (UserError), and
-  every call is one transaction (an error rolls the whole call back).
+  (ValueError), no deletion of lines of a confirmed order (UserError), no
+  ``unlink`` of a purchase order that is not cancelled (UserError "In order
+  to delete a purchase order, you must cancel it first.", as Odoo ≥ 14's
+  ``_unlink_if_cancelled``), and every call is one transaction (an error
+  rolls the whole call back).
   Errors are Odoo's JSON-RPC error object (``code`` 200, ``message`` "Odoo
   Server Error", ``data.name``/``data.message``).
 * :class:`ErpNextPeer` answers ``/api/resource/<DocType>[/<name>]``
   (GET list with ``filters``/``fields``/``order_by``/``limit_page_length``
-  as JSON in the query string, GET one, POST, PUT) with Frappe's
+  as JSON in the query string, GET one, POST, PUT, DELETE) with Frappe's
   ``{"data": ...}`` envelope, for ``Supplier``, ``Item``, ``Warehouse`` and
   ``Purchase Order``. It checks ``Authorization: token key:secret`` (403
   otherwise), mandatory fields (MandatoryError), links (LinkValidationError),
   blocked suppliers and dates (ValidationError), submitted and cancelled
-  documents (UpdateAfterSubmitError), write permission (PermissionError),
-  each with Frappe's error body (``exc_type``, ``exception``,
-  ``_server_messages``) and status (417, 404, 403).
+  documents (UpdateAfterSubmitError), write and delete permission
+  (PermissionError), no deletion of a submitted document (ValidationError
+  "Submitted Record cannot be deleted", as ``frappe.delete_doc``), each with
+  Frappe's error body (``exc_type``, ``exception``, ``_server_messages``)
+  and status (417, 404, 403); a deletion answers 202 ``{"data": "ok"}``
+  (Frappe v15).
 
 Both count HTTP requests from 1 and take ``faults={call number: Fault}``:
 ``Fault.http500()`` (answer 500 without doing anything), ``Fault.drop()``
 (close the connection without an answer), ``Fault.drop_after()`` (do the
 call, then close without answering: the client cannot know it happened),
-``Fault.delay(seconds)`` (answer late: client timeouts), and
-``Fault.error(...)`` (answer the ERP's own error for that call). Every request
+``Fault.delay(seconds)`` (answer late: client timeouts; the call is done
+after the delay, whether the client still waits or not), ``Fault.twice()``
+(do the call twice and answer the second: a proxy that replayed the
+request), and ``Fault.error(...)`` (answer the ERP's own error for that call). Every request
 is logged in ``peer.calls`` (call number and what it was), so a test can find
-the number of, say, the create in a clean run and break exactly that one.
+the number of, say, the create in a clean run and break exactly that one;
+``peer.wait_idle()`` returns once every request received is finished.
 """
 
 from __future__ import annotations
@@ -87,6 +96,10 @@ class Fault:
     @classmethod
     def delay(cls, seconds: float) -> Fault:
         return cls("delay", seconds=seconds)
+
+    @classmethod
+    def twice(cls) -> Fault:
+        return cls("twice")
 
     @classmethod
     def error(cls, name: str, message: str, status: int = 417) -> Fault:
@@ -142,6 +155,8 @@ class _Peer:
         self.port = 0
         self._calls: list[Call] = []
         self._lock = threading.RLock()
+        self._busy = 0
+        self._idle = threading.Condition()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -154,7 +169,24 @@ class _Peer:
         with self._lock:
             return list(self._calls)
 
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Return once every request received so far is finished (a call
+        the client gave up on may still be executing), at most ``timeout``."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._busy == 0, timeout):
+                raise TimeoutError(f"{type(self).__name__}: {self._busy} request(s) still running")
+
     def _serve(self, handler: _Handler) -> None:
+        with self._idle:
+            self._busy += 1
+        try:
+            self._serve_one(handler)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _serve_one(self, handler: _Handler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
         try:
@@ -183,6 +215,8 @@ class _Peer:
         else:
             with self._lock:
                 status, answer = self._dispatch(handler, body)
+                if fault is not None and fault.kind == "twice":
+                    status, answer = self._dispatch(handler, body)
         if fault is not None and fault.kind == "drop_after":
             handler.close_connection = True
             return
@@ -406,6 +440,27 @@ class OdooPeer(_Peer):
         """What a buyer does in Odoo: confirm ('purchase'), cancel, lock ('done')."""
         with self._lock:
             self.tables["purchase.order"][order_id]["state"] = state
+
+    def copy_order(self, order_id: int) -> int:
+        """What a create executed a second time leaves (a request the ERP ran
+        late, or twice): a new draft RFQ with the same origin and lines, its
+        own id and name. Returns the new id."""
+        with self._lock:
+            source = self.tables["purchase.order"][order_id]
+            values = {k: v for k, v in source.items() if k not in ("id", "name")}
+            rid = self._insert("purchase.order", {**values, "state": "draft"})
+            self._po_sequence += 1
+            self.tables["purchase.order"][rid]["name"] = f"P{self._po_sequence:05d}"
+            for line in [
+                dict(ln)
+                for ln in self.tables["purchase.order.line"].values()
+                if ln["order_id"] == order_id
+            ]:
+                self._insert(
+                    "purchase.order.line",
+                    {k: v for k, v in line.items() if k != "id"} | {"order_id": rid},
+                )
+            return rid
 
     def orders(self) -> list[dict[str, Any]]:
         """Every purchase order with its lines (plain values), by id."""
@@ -850,8 +905,14 @@ class OdooPeer(_Peer):
 
     def _m_unlink(self, model: str, ids: list[int] | int) -> bool:
         for rid in [ids] if isinstance(ids, int) else ids:
+            if rid not in self.tables[model]:
+                raise _OdooError(
+                    "odoo.exceptions.MissingError",
+                    "Record does not exist or has been deleted.\n"
+                    f"(Record: {model}({rid},), User: 2)",
+                )
             if model == "purchase.order":
-                if self.tables[model][rid]["state"] not in ("draft", "cancel"):
+                if self.tables[model][rid]["state"] != "cancel":
                     raise _OdooError(
                         "odoo.exceptions.UserError",
                         "In order to delete a purchase order, you must cancel it first.",
@@ -868,6 +929,12 @@ class OdooPeer(_Peer):
 
     def _m_button_cancel(self, model: str, ids: list[int]) -> bool:
         for rid in ids:
+            if rid not in self.tables[model]:
+                raise _OdooError(
+                    "odoo.exceptions.MissingError",
+                    "Record does not exist or has been deleted.\n"
+                    f"(Record: {model}({rid},), User: 2)",
+                )
             self.tables[model][rid]["state"] = "cancel"
         return True
 
@@ -941,11 +1008,13 @@ class ErpNextPeer(_Peer):
         currency: str = "EUR",
         faults: dict[int, Fault] | None = None,
         can_write: bool = True,
+        can_delete: bool = True,
     ) -> None:
         super().__init__(faults)
         self.api_key, self.api_secret = api_key, api_secret
         self.company, self.currency = company, currency
         self.can_write = can_write
+        self.can_delete = can_delete
         self.docs: dict[str, dict[str, dict[str, Any]]] = {
             "Supplier": {}, "Item": {}, "Warehouse": {}, "Purchase Order": {},
         }  # fmt: skip
@@ -990,6 +1059,16 @@ class ErpNextPeer(_Peer):
             doc = self.docs["Purchase Order"][name]
             doc.update(docstatus=2, status="Cancelled")
 
+    def copy_order(self, name: str) -> str:
+        """What a create executed a second time leaves (a request the ERP ran
+        late, or twice): a new draft Purchase Order with the same fields and
+        items, created now. Returns its name."""
+        with self._lock:
+            body = copy.deepcopy(self.docs["Purchase Order"][name])
+            for f in ("name", "creation", "modified", "docstatus", "status"):
+                body.pop(f, None)
+            return str(self._insert_po(body)["name"])
+
     def orders(self) -> list[dict[str, Any]]:
         """Every Purchase Order (deep copies), in creation order."""
         with self._lock:
@@ -1011,9 +1090,10 @@ class ErpNextPeer(_Peer):
 
     def _dispatch(self, handler: _Handler, body: Any) -> tuple[int, Any]:
         try:
-            return 200, {"data": self._route(handler, body)}
+            data = self._route(handler, body)
         except _FrappeError as e:
             return e.status, _frappe_error_body(e.exc_type, e.message)
+        return (202 if handler.command == "DELETE" else 200), {"data": data}
 
     def _route(self, handler: _Handler, body: Any) -> Any:
         split = urlsplit(handler.path)
@@ -1034,8 +1114,12 @@ class ErpNextPeer(_Peer):
             return self._list(doctype, query)
         if method == "GET":
             return copy.deepcopy(self._get(doctype, name))
-        if doctype != "Purchase Order" or method not in ("POST", "PUT"):
+        if doctype != "Purchase Order" or method not in ("POST", "PUT", "DELETE"):
             raise _FrappeError(403, "PermissionError", f"Not permitted: {method} {doctype}")
+        if method == "DELETE":
+            if name is None:
+                raise _FrappeError(404, "DoesNotExistError", f"Page {split.path} not found")
+            return self._delete_po(name)
         if not self.can_write:
             raise _FrappeError(403, "PermissionError", f"Insufficient Permission for {doctype}")
         if not isinstance(body, dict):
@@ -1246,6 +1330,25 @@ class ErpNextPeer(_Peer):
         self._fill(doc)
         self.docs["Purchase Order"][doc["name"]] = doc
         return doc
+
+    def _delete_po(self, name: str) -> str:
+        """``frappe.delete_doc``: the document must exist, the user may
+        delete, and it must not be submitted."""
+        doc = self._get("Purchase Order", name)
+        if not self.can_delete:
+            raise _FrappeError(
+                403, "PermissionError", f"User not allowed to delete Purchase Order: {name}"
+            )
+        if doc["docstatus"] == 1:
+            raise _FrappeError(
+                417,
+                "ValidationError",
+                f"Purchase Order {name}: Submitted Record cannot be deleted. You must "
+                "<a href='https://docs.erpnext.com//docs/user/manual/en/setting-up/articles/"
+                "delete-submitted-document' target='_blank'> Cancel </a> it first.",
+            )
+        del self.docs["Purchase Order"][name]
+        return "ok"
 
     def _update_po(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         current = self._get("Purchase Order", name)

@@ -18,7 +18,11 @@ invalid (a quantity that is not > 0, ...) is reported ``failed`` with the
 line and the value, the others go on. Pushing is idempotent: each order
 carries its ``po_key`` into the ERP and is looked up by it first, so a
 rerun, a retry or a second trigger updates the ERP's draft instead of adding
-one (the rules per target are in their module docstrings).
+one (the rules per target are in their module docstrings). A create left
+without an answer is looked up again only after ``in_doubt_wait`` seconds,
+and every push ends with a sweep that removes a second draft of a key from
+the ERP (``report.duplicates``) or, when it cannot, fails that order naming
+both ERP ids.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from replenish.errors import ConfigurationError
 from replenish.orders.documents import OrderDocument, order_documents
 from replenish.orders.push.core import (
     LOST_ANSWER,
+    MAX_IN_DOUBT_WAIT,
+    Duplicate,
+    ErpOrder,
     ErpRejected,
     OrderOutcome,
     OrderPusher,
@@ -49,10 +56,13 @@ from replenish.orders.push.odoo import OdooFault, OdooPusher, OdooSettings
 
 __all__ = [
     "LOST_ANSWER",
+    "MAX_IN_DOUBT_WAIT",
     "PUSHABLE_STATUSES",
     "TARGETS",
+    "Duplicate",
     "ErpNextPusher",
     "ErpNextSettings",
+    "ErpOrder",
     "ErpRejected",
     "FrappeError",
     "OdooFault",

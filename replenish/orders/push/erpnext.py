@@ -12,6 +12,10 @@ Wire format (Frappe "REST API", v1 paths, ERPNext v14/v15):
   ``{"data": {doc}}`` (the name assigned, e.g. ``PUR-ORD-2024-00001``);
 * ``PUT /api/resource/Purchase Order/<name>`` with the fields to change;
   a child table sent (``items``) replaces the document's rows;
+* ``DELETE /api/resource/Purchase Order/<name>`` → HTTP 202 and ``{"data":
+  "ok"}`` (v15; v14: ``{"message": "ok"}``); Frappe refuses to delete a
+  submitted document (417 ``ValidationError`` "Submitted Record cannot be
+  deleted");
 * errors: an HTTP status and ``{"exc_type": "LinkValidationError",
   "exception": "...", "_server_messages": "[\\"{\\\\\\"message\\\\\\": ...}\\"]"}``
   — ``_server_messages`` is a JSON list of JSON-encoded messages. 417:
@@ -47,7 +51,15 @@ store passes one, is read):
   differ — ``updated`` — else ``unchanged``;
 * ``docstatus`` 1 (submitted): the buyer owns it — ``skipped``;
 * only ``docstatus`` 2 (cancelled): ``skipped`` (not created again);
-* none: ``POST`` with ``docstatus`` 0 — ``created``.
+* none: ``POST`` with ``docstatus`` 0 — ``created``. A ``POST`` without an
+  answer that may have reached ERPNext (timeout, dropped connection,
+  502/504) is looked up again only after ``in_doubt_wait`` seconds.
+
+Of several, the one kept is :func:`~replenish.orders.push.core.keeper`'s
+(submitted before draft, then the earliest ``creation``). The push ends with
+a sweep: one list of ``<key field> in [keys]``; a second Purchase Order of a
+key with ``docstatus`` 0 is deleted (``DELETE``), a submitted one is left and
+reported.
 """
 
 from __future__ import annotations
@@ -66,8 +78,12 @@ from pydantic_settings import SettingsConfigDict
 from replenish.errors import ConfigurationError
 from replenish.orders.documents import OrderDocument
 from replenish.orders.push.core import (
+    CANCELLED,
+    CONFIRMED,
+    DRAFT,
     LOST_ANSWER,
     Action,
+    ErpOrder,
     ErpRejected,
     OrderOutcome,
     PushAuthError,
@@ -75,8 +91,11 @@ from replenish.orders.push.core import (
     PushReport,
     PushSettings,
     PushUnavailable,
+    Transient,
     attempt,
     chunks,
+    keeper,
+    sweep,
     with_retries,
 )
 
@@ -223,9 +242,10 @@ class FrappeRest:
         params: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
     ) -> Any:
-        """One call; the ``data`` of the answer. Raises :class:`Transient`
-        (5xx, 429, no answer), :class:`FrappeError` (4xx) or
-        :class:`PushError` (not Frappe's protocol)."""
+        """One call; the ``data`` of the answer (of a ``DELETE``: ``"ok"``,
+        from ``data`` or, ERPNext v14, ``message``). Raises
+        :class:`Transient` (5xx, 429, no answer), :class:`FrappeError` (4xx)
+        or :class:`PushError` (not Frappe's protocol)."""
         path = f"/api/resource/{quote(doctype)}"
         if name is not None:
             path += "/" + quote(name, safe="")
@@ -255,9 +275,24 @@ class FrappeRest:
                 f"{what}: the answer to {method} {path} is not JSON (content-type {kind}): "
                 "is this the ERPNext site URL?"
             ) from None
+        if method == "DELETE" and isinstance(data, dict) and "message" in data:
+            return data.get("data", data["message"])
         if not isinstance(data, dict) or "data" not in data:
             raise PushError(f"{what}: the answer to {method} {path} has no 'data'")
         return data["data"]
+
+
+def _erp_order(po_key: str, row: dict[str, Any]) -> ErpOrder:
+    """A Purchase Order row (name, docstatus, status, creation) as the sweep
+    and the keeper see it."""
+    docstatus = int(row.get("docstatus") or 0)
+    rank = DRAFT if docstatus == 0 else CONFIRMED if docstatus == 1 else CANCELLED
+    status = f", {row['status']}" if row.get("status") else ""
+    name = str(row.get("name"))
+    return ErpOrder(
+        po_key, name, name, f"docstatus {docstatus}{status}", rank,
+        (str(row.get("creation") or ""), name), docstatus == 0,
+    )  # fmt: skip
 
 
 class ErpNextPusher:
@@ -357,7 +392,7 @@ class ErpNextPusher:
             DOCTYPE,
             params={
                 "filters": [[key_field, "=", doc.po_key]],
-                "fields": ["name", "docstatus", "status"],
+                "fields": ["name", "docstatus", "status", "creation"],
                 "order_by": "creation asc",
                 "limit_page_length": 0,
             },
@@ -368,17 +403,17 @@ class ErpNextPusher:
             except FrappeError as e:
                 if e.status != 404:
                     raise
-        submitted = [r for r in found if int(r.get("docstatus") or 0) == 1]
-        drafts = [r for r in found if int(r.get("docstatus") or 0) == 0]
-        if submitted:
-            name = str(submitted[0]["name"])
-            status = submitted[0].get("status") or "submitted"
+        kept = keeper(_erp_order(doc.po_key, r) for r in found)
+        rows = {str(r["name"]): r for r in found}
+        if kept is not None and kept.rank == CONFIRMED:
+            name = kept.erp_id
+            status = rows[name].get("status") or "submitted"
             return OrderOutcome(
                 doc.po_key, "skipped", name, name,
                 f"submitted in ERP ({name}, status {status!r})", n, total,
             )  # fmt: skip
-        if drafts:
-            name = str(drafts[0]["name"])
+        if kept is not None:
+            name = kept.erp_id
             current = rest.request("GET", DOCTYPE, name)
             warehouse = self.settings.set_warehouse
             same = self._item_keys(current.get("items") or [], warehouse) == self._item_keys(
@@ -405,7 +440,12 @@ class ErpNextPusher:
                 f"cancelled in ERP ({name}): not created again", n, total,
             )  # fmt: skip
         self._sent[doc.po_key] = "created"
-        created = rest.request("POST", DOCTYPE, body=body)
+        try:
+            created = rest.request("POST", DOCTYPE, body=body)
+        except Transient as fault:
+            if fault.in_doubt:  # ERPNext may still create it: look again only after a while
+                fault.at_least = self.settings.doubt_wait()
+            raise
         name = str(created.get("name"))
         return OrderOutcome(doc.po_key, "created", name, name, "", n, total)
 
@@ -424,6 +464,55 @@ class ErpNextPusher:
         if self.settings.company:
             body["company"] = self.settings.company
         return body
+
+    # ---- the closing sweep ---------------------------------------------------------
+    def _find_orders(self, keys: list[str]) -> list[ErpOrder]:
+        key_field = self.settings.key_field
+        out: list[ErpOrder] = []
+        for part in chunks(keys, _LOOKUP_CHUNK):
+
+            def step(part: list[str] = part) -> Any:
+                return self.rest.request(
+                    "GET",
+                    DOCTYPE,
+                    params={
+                        "filters": [[key_field, "in", part]],
+                        "fields": ["name", "docstatus", "status", "creation", key_field],
+                        "order_by": "creation asc",
+                        "limit_page_length": 0,
+                    },
+                )
+
+            try:
+                rows = self._retried(f"ERPNext: look up {DOCTYPE} again", step)
+            except FrappeError as e:
+                raise PushError(f"ERPNext: cannot look up {DOCTYPE} by {key_field}: {e}") from None
+            out += [_erp_order(str(r.get(key_field)), r) for r in rows]
+        return out
+
+    def _remove(self, order: ErpOrder) -> tuple[bool, str]:
+        """Delete a duplicate draft Purchase Order (ERPNext itself refuses a
+        submitted one)."""
+
+        def step() -> tuple[bool, str]:
+            try:
+                self.rest.request("DELETE", DOCTYPE, order.erp_id)
+            except FrappeError as e:
+                if e.status != 404:  # 404: gone (our delete's answer was lost)
+                    raise
+            return True, ""
+
+        try:
+            result: tuple[bool, str] = self._retried(
+                f"ERPNext: remove duplicate {order.erp_id} of {order.po_key}", step
+            )
+        except FrappeError as e:
+            return False, f"ERPNext refused to delete it: HTTP {e.status} {e.kind}: {e.message}"
+        except PushUnavailable as e:
+            if e.erp_error is None:
+                raise
+            return False, f"ERPNext failed to delete it: server error {': '.join(e.erp_error)}"
+        return result
 
     # ---- the push ------------------------------------------------------------------
     def push(self, documents: Sequence[OrderDocument]) -> PushReport:
@@ -454,6 +543,9 @@ class ErpNextPusher:
             )
             for doc in documents:
                 report.outcomes.append(self._push_one(doc, suppliers, items, warehouses))
+            # every order the ERP answered for (a failed one may not even be readable)
+            reached = [o.po_key for o in report.outcomes if o.action != "failed"]
+            report.add_duplicates(sweep(reached, self._find_orders, self._remove))
         except PushUnavailable as e:
             e.report = report
             raise

@@ -34,7 +34,9 @@ Mapping (the read side, replenish/sources/odoo.py, reads these same fields):
   vendor's reference) is left to the buyer.
 
 Idempotency: before creating, ``purchase.order`` is searched by ``origin =
-po_key`` (and by the recorded id when the store passes one):
+po_key`` (and by the recorded id when the store passes one); of several, the
+one kept is :func:`~replenish.orders.push.core.keeper`'s (confirmed before
+sent before draft, then the lowest id):
 
 * a ``draft`` or ``sent`` RFQ is brought in line with the draft: untouched if
   its lines are equal (``unchanged``), else its lines are replaced in one
@@ -42,7 +44,14 @@ po_key`` (and by the recorded id when the store passes one):
 * ``to approve``, ``purchase`` or ``done``: confirmed in the ERP, the buyer
   owns it now — ``skipped``;
 * only ``cancel``: the buyer cancelled it — ``skipped`` (not re-created);
-* none: ``create``.
+* none: ``create``. A create without an answer that may have reached Odoo
+  (timeout, dropped connection, 502/504) is looked up again only after
+  ``in_doubt_wait`` seconds.
+
+The push ends with a sweep: one ``search_read`` of ``origin in [keys]``;
+a second RFQ of a key in state ``draft`` is removed — ``button_cancel`` then
+``unlink`` (Odoo deletes only cancelled purchase orders), its state read
+again just before; one in any other state is left and reported.
 
 Quantities are sent in the product's unit of measure (the purchase UoM is
 assumed to be the product's, as on the read side).
@@ -63,8 +72,13 @@ from pydantic_settings import SettingsConfigDict
 from replenish.errors import ConfigurationError
 from replenish.orders.documents import OrderDocument
 from replenish.orders.push.core import (
+    CANCELLED,
+    CONFIRMED,
+    DRAFT,
     LOST_ANSWER,
+    SENT,
     Action,
+    ErpOrder,
     ErpRejected,
     OrderOutcome,
     PushAuthError,
@@ -72,8 +86,11 @@ from replenish.orders.push.core import (
     PushReport,
     PushSettings,
     PushUnavailable,
+    Transient,
     attempt,
     chunks,
+    keeper,
+    sweep,
     with_retries,
 )
 
@@ -270,6 +287,21 @@ def _m2o_id(value: Any) -> int | None:
     return None
 
 
+def _erp_order(po_key: str, row: dict[str, Any]) -> ErpOrder:
+    """A ``purchase.order`` row (id, name, state) as the sweep and the keeper see it."""
+    state = str(row.get("state") or "")
+    rank = (
+        DRAFT if state == "draft"
+        else SENT if state == "sent"
+        else CANCELLED if state == "cancel"
+        else CONFIRMED  # to approve, purchase, done, or a state of a custom module
+    )  # fmt: skip
+    return ErpOrder(
+        po_key, str(row["id"]), str(row.get("name") or ""), f"state {state!r}", rank,
+        (int(row["id"]),), state == "draft",
+    )  # fmt: skip
+
+
 def _odoo_datetime(day: date) -> str:
     return f"{day.isoformat()} {DELIVERY_TIME}"
 
@@ -435,16 +467,16 @@ class OdooPusher:
                 "purchase.order", "search_read", [["id", "=", int(doc.erp_id)]], fields=fields
             )
         n, total = len(doc.lines), doc.total
-        confirmed = [r for r in found if r.get("state") in CONFIRMED_STATES]
-        drafts = [r for r in found if r.get("state") in DRAFT_STATES]
-        if confirmed:
-            r = confirmed[0]
+        kept = keeper(_erp_order(doc.po_key, r) for r in found)
+        rows = {str(r["id"]): r for r in found}
+        if kept is not None and kept.rank == CONFIRMED:
+            r = rows[kept.erp_id]
             return OrderOutcome(
                 doc.po_key, "skipped", str(r["id"]), str(r.get("name") or ""),
                 f"confirmed in ERP ({r.get('name')}, state {r.get('state')!r})", n, total,
             )  # fmt: skip
-        if drafts:
-            r = drafts[0]
+        if kept is not None:
+            r = rows[kept.erp_id]
             order_id = int(r["id"])
             existing = rpc.execute(
                 "purchase.order.line",
@@ -487,10 +519,55 @@ class OdooPusher:
         vals = dict(header)
         vals["order_line"] = [[0, 0, line] for line in lines]
         self._sent[doc.po_key] = "created"
-        new_id = int(rpc.execute("purchase.order", "create", vals))
+        try:
+            new_id = int(rpc.execute("purchase.order", "create", vals))
+        except Transient as fault:
+            if fault.in_doubt:  # Odoo may still create it: look again only after a while
+                fault.at_least = self.settings.doubt_wait()
+            raise
         read = rpc.execute("purchase.order", "read", [new_id], fields=["name"])
         name = str(read[0].get("name") or "") if read else ""
         return OrderOutcome(doc.po_key, "created", str(new_id), name, "", n, total)
+
+    # ---- the closing sweep ----------------------------------------------------------
+    def _find_orders(self, keys: list[str]) -> list[ErpOrder]:
+        rows = self._search_in("purchase.order", "origin", keys, ["id", "name", "state", "origin"])
+        return [_erp_order(str(r.get("origin")), r) for r in rows]
+
+    def _remove(self, order: ErpOrder) -> tuple[bool, str]:
+        """Cancel then delete a duplicate RFQ still in state ``draft`` (its
+        state read again first: a buyer may have just confirmed it)."""
+        rpc, oid = self.rpc, int(order.erp_id)
+        cancelled = False
+
+        def step() -> tuple[bool, str]:
+            nonlocal cancelled
+            rows = rpc.execute(
+                "purchase.order", "search_read", [["id", "=", oid]], fields=["state"]
+            )
+            if not rows:  # gone: our unlink went through, its answer was lost
+                return True, ""
+            state = rows[0].get("state")
+            if state == "draft":
+                cancelled = True
+                rpc.execute("purchase.order", "button_cancel", [oid])
+            elif state == "cancel" and not cancelled:  # a buyer was quicker: leave it
+                return True, "cancelled in the ERP meanwhile; not deleted"
+            elif state != "cancel":
+                return False, f"its state became {state!r} before it could be removed"
+            try:
+                rpc.execute("purchase.order", "unlink", [oid])
+            except OdooFault as fault:
+                return True, f"cancelled; Odoo refused to delete it: {fault}"
+            return True, ""
+
+        try:
+            result: tuple[bool, str] = rpc.retried(
+                f"Odoo: remove duplicate {order.erp_name or oid} of {order.po_key}", step
+            )
+        except OdooFault as fault:
+            return False, f"Odoo refused to cancel it: {fault}"
+        return result
 
     # ---- the push -------------------------------------------------------------------
     def push(self, documents: Sequence[OrderDocument]) -> PushReport:
@@ -512,6 +589,9 @@ class OdooPusher:
             types = self._receipt_types(documents) if self.settings.map_warehouses else {}
             for doc in documents:
                 report.outcomes.append(self._push_one(doc, partners, products, types))
+            # every order the ERP answered for (a failed one may not even be readable)
+            reached = [o.po_key for o in report.outcomes if o.action != "failed"]
+            report.add_duplicates(sweep(reached, self._find_orders, self._remove))
         except PushUnavailable as e:
             e.report = report
             raise
