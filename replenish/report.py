@@ -162,6 +162,8 @@ def _approval_lines(summary: Mapping[str, Any]) -> list[str]:
             for k in ("created", "updated", "unchanged", "skipped", "failed", "held")
             if push.get(k)
         )
+        if push.get("duplicates_removed"):
+            done += f" ({push['duplicates_removed']} duplicate(s) in the ERP removed)"
         out.append(f"Push to {push.get('target')}: {done or 'nothing to push'}.")
     return out
 
