@@ -17,7 +17,10 @@ from dataclasses import dataclass, field, fields
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import (
     Boolean,
     Column,
@@ -216,35 +219,106 @@ def empty_frame(table: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in CONTRACT[table].items()})
 
 
-def coerce(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+def coerce(table: str, frame: pd.DataFrame, *, copy: bool = True) -> pd.DataFrame:
     """Return a copy of ``frame`` with the contract columns of ``table`` in
     contract order and dtypes (timestamps as naive UTC). Values that cannot
     be converted become missing
     (NaN/NaT/<NA>), so the validation gate can reject them row by row instead
     of the whole table failing to load — and so do ±inf, integers beyond
     2⁵³ and blank keys (a SKU of ``"  "`` identifies nothing).
+
+    A text column stays as lean as it comes: a categorical of strings stays a
+    categorical (its blank key categories removed), Arrow-backed strings stay
+    Arrow-backed (``replenish.sources.fastread`` reads the large tables so);
+    anything else becomes pandas ``string``.
+
+    ``copy=False``: a column already in its contract form is taken as it is,
+    not copied (the result shares its memory with ``frame``): for a frame
+    the caller owns and drops, such as one just read from a database.
     """
     out: dict[str, pd.Series] = {}
     for col, dtype in CONTRACT[table].items():
         s = frame[col] if col in frame.columns else pd.Series(pd.NA, index=frame.index)
         if dtype == "float64":
-            n = pd.to_numeric(s, errors="coerce").astype("float64")
-            out[col] = n.where(np.isfinite(n))  # ±inf is not a quantity: missing
+            n = pd.to_numeric(s, errors="coerce")
+            if n.dtype != "float64" or copy:
+                n = n.astype("float64")
+            finite = np.isfinite(n.to_numpy())
+            out[col] = n if finite.all() else n.where(finite)  # ±inf is not a quantity: missing
         elif dtype == "Int64":
+            if str(s.dtype) == "Int64" and bool((s.abs() < 2**53).fillna(True).all()):
+                out[col] = s.copy() if copy else s
+                continue
             n = pd.to_numeric(s, errors="coerce").astype("float64")
             out[col] = n.where(n.abs() < 2**53).round().astype("Int64")  # beyond: missing
         elif dtype == "boolean":
             out[col] = _to_bool(s)
         elif dtype.startswith("datetime"):
-            # naive timestamps are taken as UTC; aware ones are converted to it
-            ts: pd.Series = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
-            out[col] = ts.dt.tz_localize(None).astype("datetime64[ns]")
+            out[col] = _to_utc_naive(s, copy=copy)
         else:
-            text = s.astype("string")
-            if col in ROW_KEYS[table]:  # a blank key identifies nothing: missing
-                text = text.mask(text.str.strip() == "")
-            out[col] = text
-    return pd.DataFrame(out, index=frame.index)
+            out[col] = _to_text(s, blank_is_missing=col in ROW_KEYS[table], copy=copy)
+    return pd.DataFrame(out, index=frame.index, copy=copy)
+
+
+def _to_utc_naive(s: pd.Series, *, copy: bool) -> pd.Series:
+    """Timestamps as naive UTC datetime64[ns]: naive ones are taken as UTC,
+    aware ones converted; what cannot be parsed or held (before 1677, after
+    2262) is missing."""
+    if str(s.dtype) == "datetime64[ns]":
+        return s.copy() if copy else s
+    if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s.dtype):
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        lo, hi = pd.Timestamp.min, pd.Timestamp.max
+        s = s.where((s >= lo) & (s <= hi))
+        return s.astype("datetime64[ns]")
+    ts: pd.Series = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
+    return ts.dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def _to_text(s: pd.Series, *, blank_is_missing: bool, copy: bool) -> pd.Series:
+    """Strings, as lean as they come (see :func:`coerce`); a blank key
+    (``"  "`` identifies nothing) is missing when ``blank_is_missing``."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        if pd.api.types.infer_dtype(cats) not in {"string", "empty"}:  # numbers as SKUs
+            as_text = pd.Index(cats).astype("string")
+            if as_text.has_duplicates:  # 1 and "1": no longer distinct
+                return _to_text(s.astype(object), blank_is_missing=blank_is_missing, copy=copy)
+            s = s.cat.rename_categories(pd.Index(as_text.to_numpy(dtype=object), dtype=object))
+            cats = s.cat.categories
+        if blank_is_missing:
+            blank_cats = [c for c in cats if c.strip() == ""]
+            if blank_cats:
+                return s.cat.remove_categories(blank_cats)
+        return s.copy() if copy else s
+    text = s if isinstance(s.dtype, pd.StringDtype) else s.astype("string")
+    if blank_is_missing:
+        blank = _blank(text)
+        if blank.any():
+            return text.mask(blank)
+    return text.copy() if copy and text is s else text
+
+
+def _blank(text: pd.Series) -> npt.NDArray[np.bool_]:
+    """Which strings are empty or whitespace only (Python's ``str.strip``)."""
+    if getattr(text.dtype, "storage", None) == "pyarrow":
+        # few candidates by a vectorised test, then Python's own answer on them
+        arr = pa.chunked_array(text.array._pa_array)
+        maybe = pc.fill_null(pc.match_substring_regex(arr, _MAYBE_BLANK), False)
+        hits = np.asarray(maybe.to_numpy(zero_copy_only=False), dtype=bool)
+        where = np.flatnonzero(hits)
+        if len(where):
+            values = text.iloc[where].to_numpy(dtype=object)
+            hits[where] = [v.strip() == "" for v in values]
+        return hits
+    stripped = text.str.strip() == ""
+    return np.asarray(stripped.fillna(False), dtype=bool)
+
+
+#: Every character Python's ``str.strip`` removes, as an RE2 class (a superset:
+#: candidates are checked with ``str.strip``).
+_MAYBE_BLANK: Final = r"^[\s\x0b\x1c-\x1f\x85\p{Z}]*$"
 
 
 def _to_bool(s: pd.Series) -> pd.Series:

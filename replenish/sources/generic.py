@@ -23,6 +23,7 @@ from sqlalchemy import Date, DateTime, Engine, Select, Table, inspect, select
 from replenish import model
 from replenish.errors import ContractError, SourceUnavailable
 from replenish.sources.db import make_engine, safe_url, translate_errors
+from replenish.sources.fastread import FrameReader, lean_frame
 
 #: Sales history read by default: two years, enough for a yearly profile.
 DEFAULT_HISTORY_DAYS = 730
@@ -87,8 +88,20 @@ class ReadWindow:
 
 
 def coerced_snapshot(raw: dict[str, pd.DataFrame]) -> model.ErpSnapshot:
-    """A snapshot of the frames read, each coerced to its contract table."""
-    return model.ErpSnapshot(**{name: model.coerce(name, frame) for name, frame in raw.items()})
+    """A snapshot of the frames read, each coerced to its contract table.
+
+    ``raw`` is consumed (emptied as it goes): each frame read is released as
+    soon as its contract frame is made, which shares the columns that were
+    already in contract form (the large tables' memory is not held twice).
+    A contract table not in ``raw`` is empty, its text columns as lean as a
+    read one's (:func:`~replenish.sources.fastread.lean_frame`)."""
+    frames: dict[str, pd.DataFrame] = {}
+    for name in list(raw):
+        frames[name] = model.coerce(name, raw.pop(name), copy=False)
+    for name in model.CONTRACT:  # a table not read: empty, with the same dtypes
+        if name not in frames:
+            frames[name] = lean_frame(name, model.empty_frame(name))
+    return model.ErpSnapshot(**frames)
 
 
 class GenericErp:
@@ -191,9 +204,14 @@ class GenericErp:
         return coerced_snapshot(self._read_frames(statements))
 
     def _read_frames(self, statements: dict[str, Select[Any]]) -> dict[str, pd.DataFrame]:
-        """Run every statement on one connection; the frames as read."""
-        with self._errors("cannot read the ERP database"), self.engine.connect() as conn:
-            return {name: pd.read_sql(stmt, conn) for name, stmt in statements.items()}
+        """Run every statement on one connection; the frames as read, column-wise
+        (:mod:`replenish.sources.fastread`: on PostgreSQL through ADBC)."""
+        with (
+            self._errors("cannot read the ERP database"),
+            self.engine.connect() as conn,
+            FrameReader(conn) as reader,
+        ):
+            return {name: reader.read(stmt, name) for name, stmt in statements.items()}
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -51,6 +51,7 @@ from replenish import model
 from replenish.errors import ConfigurationError, ContractError, SourceUnavailable
 from replenish.sources.csv_export import load_yaml_model
 from replenish.sources.db import safe_url, translate_errors
+from replenish.sources.fastread import FrameReader
 from replenish.sources.generic import DEFAULT_HISTORY_DAYS, GenericErp, ReadWindow, coerced_snapshot
 
 #: ``profile="yaml:PATH"`` selects the YAML profile in the file at PATH.
@@ -331,11 +332,15 @@ class YamlErp(GenericErp):
         window = ReadWindow.of(as_of, history_days, skus, now, sales_start=sales_start)
         values = window_values(window, as_of)
         raw: dict[str, pd.DataFrame] = {}
-        with self._errors("cannot read the ERP database"), self.engine.connect() as conn:
+        with (
+            self._errors("cannot read the ERP database"),
+            self.engine.connect() as conn,
+            FrameReader(conn) as reader,
+        ):
             for table, sql in self._queries().items():
                 columns = self._columns(conn, table, sql, values)
                 with self._query_errors(table):
-                    frame = pd.read_sql(self._statement(sql, values), conn)
+                    frame = reader.read(self._statement(sql, values), table)
                 frame.columns = [str(c).lower() for c in frame.columns]
                 raw[table] = frame[columns]
         return apply_window(coerced_snapshot(raw), window)
