@@ -14,14 +14,23 @@ sampled every 5 ms; and the process's peak resident set size at the end):
 
 * ``daily_demand`` — sales lines → the series × days matrix;
 * ``forecast_demand`` — with the backtest choice, and with default methods;
-* ``build_plans`` — the replenishment plan from the forecast;
 * ``croston_sba`` (ours, every series) vs statsforecast's ``CrostonSBA``
   (``StatsForecast(...).forecast``, one core) on the same series, on a
-  subsample extrapolated linearly when the full run would be too slow.
+  subsample extrapolated linearly when the full run would be too slow;
+* ``build_plans`` — the replenishment plan from the forecast, measured as a
+  run holds it: the snapshot and the forecast, the history dropped.
+
+The generator's own matrix is dropped before the stages, so "resident before
+the stages" is the snapshot (mostly its sales frame) and "peak of a run's
+stages" what a run's demand history, forecast and plan reach on top of it
+(the kernel comparison and the second forecast are the benchmark's own).
 
 Usage::
 
-    python benchmarks/forecast_plan.py [--series N] [--days D] [--sf-sample N]
+    python benchmarks/forecast_plan.py [--series N] [--days D] [--sf-sample N] [--save DIR]
+
+``--save DIR`` writes the history, forecasts and plans (npy, parquet), to
+check that a change leaves every result bit-identical (compare two DIRs).
 
 Target (issue 02): forecast + plan ≤ 10 s and ≤ 4 GB at 100 000 series.
 """
@@ -40,6 +49,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -301,6 +311,31 @@ def long_frame(qty: np.ndarray, days: int) -> pd.DataFrame:
     )
 
 
+def save_history(directory: str, history: Any) -> None:
+    """The demand history as files, to compare two runs exactly."""
+    os.makedirs(directory, exist_ok=True)
+    history.keys.to_parquet(os.path.join(directory, "history_keys.parquet"))
+    np.save(os.path.join(directory, "history_qty.npy"), history.qty)
+    np.save(os.path.join(directory, "history_censored.npy"), history.censored)
+    extras = {"returned": history.returned, "inferred": history.inferred}
+    for name, value in extras.items():
+        if value is not None:
+            np.save(os.path.join(directory, f"history_{name}.npy"), value)
+
+
+def save_outputs(directory: str, fc: Any, plans: pd.DataFrame, fc_defaults: Any = None) -> None:
+    """The forecasts and plans as files (parquet, npy), to compare two runs exactly."""
+    os.makedirs(directory, exist_ok=True)
+    frame = fc.frame if hasattr(fc, "frame") else fc
+    frame.to_parquet(os.path.join(directory, "forecast.parquet"))
+    if hasattr(fc, "path"):
+        np.save(os.path.join(directory, "forecast_path.npy"), fc.path)
+    plans.to_parquet(os.path.join(directory, "plans.parquet"))
+    if fc_defaults is not None:
+        fc_defaults.frame.to_parquet(os.path.join(directory, "forecast_defaults.parquet"))
+        np.save(os.path.join(directory, "forecast_defaults_path.npy"), fc_defaults.path)
+
+
 # -------------------------------------------------------------------- main
 
 
@@ -315,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         default=10_000,
         help="series given to statsforecast (extrapolated to all); 0 skips it",
     )
+    parser.add_argument(
+        "--save",
+        metavar="DIR",
+        help="write the history, forecast and plans to DIR (parquet, npy) to compare runs",
+    )
     args = parser.parse_args(argv)
     n, days = args.series, args.days
 
@@ -323,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     print("generating ...", file=sys.stderr, flush=True)
     qty, _smooth = synthetic_demand(n, days, args.seed)
     snap = synthetic_snapshot(qty, args.seed)
+    del qty, _smooth  # the generator's matrix is not part of a run: not held while measuring
+    gc.collect()
+    sales_mb = snap.sales_order_lines.memory_usage(index=True, deep=True).sum() / 2**20
+    start_rss_mb = _rss_mb()
     gen_seconds = time.perf_counter() - t0
     n_lines = len(snap.sales_order_lines)
 
@@ -341,29 +385,24 @@ def main(argv: list[str] | None = None) -> int:
     selects = "select_by_backtest" in fd_params
     fc = measure(
         "forecast_demand",
-        lambda: forecast_demand(history, **fd_kw),
+        partial(forecast_demand, history, **fd_kw),
         rows,
         "backtest choice, path, promotions" if selects else "flat mean per series",
     )
+    fc_defaults = None
     if selects:
-        measure(
+        fc_defaults = measure(
             "forecast_demand (defaults)",
-            lambda: forecast_demand(history, select_by_backtest=False, **fd_kw),
+            partial(forecast_demand, history, select_by_backtest=False, **fd_kw),
             rows,
             "no backtest choice",
         )
-    lead_times = learn_lead_times(
-        snap.purchase_orders, snap.purchase_order_lines, snap.supplier_products, snap.suppliers
-    )
-    wants_forecast = "Forecast" in str(inspect.signature(build_plans).parameters["forecast"])
-    fc_arg = fc if wants_forecast or not hasattr(fc, "frame") else fc.frame
-    plans = measure(
-        "build_plans", lambda: build_plans(snap, fc_arg, lead_times, AS_OF), rows, "declared L"
-    )
+        if not args.save:  # kept only to be saved: not part of the measured run
+            fc_defaults = None
     if hasattr(methods, "CrostonSBA"):  # absent before the kernels existed
         measure(
             "croston_sba (ours)",
-            lambda: our_croston_sba(history.qty),
+            partial(our_croston_sba, history.qty),
             rows,
             "all series, α = 0.1, kernel only",
         )
@@ -391,6 +430,23 @@ def main(argv: list[str] | None = None) -> int:
                 last.peak_mb *= n / m
                 last.rss_mb = float("nan")
             del frame, sample
+
+    # As in a run, the history is dropped once forecast (the kernels above
+    # read it): the plan is measured holding the snapshot and the forecast.
+    if args.save:
+        save_history(args.save, history)
+    del history
+    lead_times = learn_lead_times(
+        snap.purchase_orders, snap.purchase_order_lines, snap.supplier_products, snap.suppliers
+    )
+    wants_forecast = "Forecast" in str(inspect.signature(build_plans).parameters["forecast"])
+    fc_arg = fc if wants_forecast or not hasattr(fc, "frame") else fc.frame
+    plans = measure(
+        "build_plans", lambda: build_plans(snap, fc_arg, lead_times, AS_OF), rows, "declared L"
+    )
+    if args.save:
+        save_outputs(args.save, fc, plans, fc_defaults)
+    del fc_defaults
 
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
@@ -421,6 +477,12 @@ def main(argv: list[str] | None = None) -> int:
     if "statsforecast CrostonSBA" in by and "croston_sba (ours)" in by:
         ratio = by["statsforecast CrostonSBA"].seconds / by["croston_sba (ours)"].seconds
         print(f"statsforecast CrostonSBA / our croston_sba: {ratio:.1f}× the time")
+    run_rss = max(by[s].rss_mb for s in ("daily_demand", "forecast_demand", "build_plans"))
+    print(
+        f"resident before the stages {start_rss_mb:,.0f} MB (the snapshot; its sales frame "
+        f"{sales_mb:,.0f} MB); peak of a run's stages (daily_demand, forecast_demand, "
+        f"build_plans) {run_rss:,.0f} MB, {run_rss - start_rss_mb:,.0f} MB above the snapshot"
+    )
     print(
         f"process peak RSS {maxrss_mb:,.0f} MB (includes generating the data and the "
         f"{n_lines / 1e6:.0f} M-line sales frame)"

@@ -43,7 +43,7 @@ import math
 import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -134,13 +134,24 @@ class Partitioner:
 
         Hashes the distinct values only (a sales history repeats each SKU
         thousands of times)."""
-        codes, uniques = pd.factorize(skus)
-        per_unique = np.fromiter(
+        return self._of(skus).astype(np.int64)
+
+    def _of(self, skus: pd.Series) -> npt.NDArray[np.signedinteger[Any]]:
+        """:meth:`of` in the smallest integer type that holds ``n`` (one or
+        two bytes a row for a long sales history; a categorical column's own
+        codes are read, not copied)."""
+        if isinstance(skus.dtype, pd.CategoricalDtype):
+            codes = np.asarray(skus.cat.codes.to_numpy())
+            uniques = np.asarray(skus.cat.categories, dtype=object)
+        else:
+            codes, found = pd.factorize(skus)
+            uniques = np.asarray(found, dtype=object)
+        small = np.int8 if self.n <= 127 else np.int16 if self.n <= 32767 else np.int64
+        per_code = np.zeros(len(uniques) + 1, dtype=small)  # code -1 (missing): the last, 0
+        per_code[:-1] = np.fromiter(
             (self.partition(str(u)) for u in uniques), dtype=np.int64, count=len(uniques)
         )
-        if not len(per_unique):
-            return np.zeros(len(skus), dtype=np.int64)
-        return np.where(codes >= 0, per_unique[np.maximum(codes, 0)], 0).astype(np.int64)
+        return np.asarray(per_code[codes])
 
     def split(self, frame: pd.DataFrame) -> list[pd.DataFrame]:
         """``frame`` (with a ``sku`` column) cut into ``n`` frames; row order
@@ -148,13 +159,8 @@ class Partitioner:
         the same), the index is reset."""
         if self.n == 1:
             return [frame.reset_index(drop=True)]
-        part = self.of(frame["sku"]).astype(np.int16 if self.n < 2**15 else np.int64)
-        order = np.argsort(part, kind="stable")
-        bounds = np.searchsorted(part[order], np.arange(self.n + 1))
-        return [
-            frame.take(order[bounds[k] : bounds[k + 1]]).reset_index(drop=True)
-            for k in range(self.n)
-        ]
+        part = self._of(frame["sku"])
+        return [frame.take(np.flatnonzero(part == k)).reset_index(drop=True) for k in range(self.n)]
 
     def split_snapshot(
         self, snapshot: ErpSnapshot, tables: Collection[str] | None = None

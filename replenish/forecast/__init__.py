@@ -396,23 +396,25 @@ def _fit_rows(
     level_mean = np.nan_to_num(desc.base_mean[rows])
     scale = np.where(naive > 0, naive, np.where(level_mean > 0, level_mean, 1.0))
 
-    s_ahead = season_ahead(weekday, yearly, cal)
-    path = np.zeros((b, out.horizon))
+    # the path of each candidate's series, written straight into out.path (the
+    # rows not chosen are the fallback's below): level (+ damped trend) times
+    # the seasonal index, element by element, no block × horizon copies
     trend = np.zeros(b)
     promo_fc = np.zeros(b)
     for c, score in enumerate(fit.scores):
         mine = chosen & (pick == c)
         if not mine.any():
             continue
-        base = np.repeat(score.level[mine, None], out.horizon, axis=1)
+        base = score.level[mine, None]
         if score.trend is not None:
             damp = damped_steps(score.phi, cal.skip + out.horizon)[cal.skip :]
             base = base + score.trend[mine, None] * damp[None, :]
             trend[mine] = score.trend[mine]
-        path[mine] = np.maximum(base * s_ahead[mine], 0.0)
+        path = season_ahead(weekday[mine], yearly[mine], cal)
+        path *= base
+        out.path[rows[mine]] = np.maximum(path, 0.0, out=path)
         promo_fc[mine] = score.promo_fc[mine]
     names = np.array([c.name for c in candidates], dtype=object)
-    out.path[rows] = path
     out.std[rows] = std[idx, take]
     out.backtest[rows] = mae[idx, take] / scale
     out.method[rows] = names[take]

@@ -6,8 +6,10 @@ One row per series, one column per day: the shape every forecasting method in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +30,8 @@ _ROW_BLOCK = 2048
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+#: integer codes of any width (-1: missing)
+Codes = npt.NDArray[np.integer[Any]]
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,9 @@ class DemandHistory:
 
 def _day_numbers(stamps: pd.Series) -> IntArray:
     """Days since 1970-01-01 of each timestamp (floor), without a per-row loop."""
-    ts = pd.to_datetime(stamps)
+    # already timestamps: used as they are (pd.to_datetime would sample the
+    # values as Python objects to decide on a cache, on every block of lines)
+    ts = stamps if pd.api.types.is_datetime64_any_dtype(stamps.dtype) else pd.to_datetime(stamps)
     if isinstance(ts.dtype, pd.DatetimeTZDtype):
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
     values = np.asarray(ts.to_numpy(), dtype="datetime64[ns]")
@@ -76,31 +82,107 @@ def _day_numbers(stamps: pd.Series) -> IntArray:
     return np.asarray(days, dtype=np.int64)
 
 
-def _compact(values: IntArray, bound: int) -> tuple[IntArray, IntArray]:
-    """``np.unique(values, return_inverse=True)`` for integers in [0, bound):
-    a presence table instead of a sort when the table is small."""
-    if bound > 4 * len(values) + 1_000_000:
-        uniq, inverse = np.unique(values, return_inverse=True)
-        return uniq.astype(np.int64), inverse.astype(np.int64).ravel()
-    present = np.bincount(values, minlength=bound) > 0
-    uniq = np.flatnonzero(present)
-    code = np.cumsum(present) - 1
-    return uniq.astype(np.int64), code[values].astype(np.int64)
+def _timestamps(values: pd.Series) -> pd.Series:
+    """``values`` as timestamps: as they are when they are, else parsed once
+    for the whole column (not block by block, where the format inferred from
+    a block's first value could differ)."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values
+    return pd.to_datetime(values)
 
 
-def _sorted_codes(values: pd.Series) -> tuple[IntArray, pd.Index]:
-    """Integer codes of ``values`` in the sorted order of their string form.
+def _small_codes(codes: Codes, n: int) -> Codes:
+    """``codes`` (-1 missing, else < ``n``) in the smallest signed integer type."""
+    for small in (np.int8, np.int16, np.int32):
+        if n <= np.iinfo(small).max:
+            return codes.astype(small, copy=False)
+    return codes.astype(np.int64, copy=False)
 
-    Factorises the column as it comes (string, object or categorical: no
-    full-column conversion), then sorts the few uniques. Missing → -1.
+
+def _key_codes(values: pd.Series) -> tuple[Codes, pd.Index]:
+    """Integer codes of ``values`` (-1: missing), as small as they fit, and the
+    string form of each code.
+
+    A categorical's own codes are used as they are (no copy); another column
+    is factorised once and its codes narrowed at once.
     """
-    codes, uniques = pd.factorize(values, sort=False)
-    names = pd.Index(np.asarray(uniques, dtype=object)).astype("string")
-    order = np.argsort(np.asarray(names, dtype=object), kind="stable")
-    rank = np.empty(len(order) + 1, dtype=np.int64)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = np.asarray(values.cat.codes.to_numpy())
+        uniques = np.asarray(values.cat.categories, dtype=object)
+    else:
+        wide, found = pd.factorize(values, sort=False)
+        codes = _small_codes(wide, len(found))
+        del wide
+        uniques = np.asarray(found, dtype=object)
+    return codes, pd.Index(uniques, dtype=object).astype("string")
+
+
+def _sorted_codes(values: pd.Series) -> tuple[Codes, IntArray, pd.Index]:
+    """Codes of ``values`` and, per code, its rank in the sorted string forms
+    of the values present (``rank[code]``; ``rank[-1] = -1`` for missing),
+    and those sorted string forms.
+
+    A categorical's unused categories are left out, so the ranks are those of
+    the values present whatever the column's dtype.
+    """
+    codes, names = _key_codes(values)
+    used = np.zeros(len(names) + 1, dtype=bool)
+    used[codes] = True  # code -1 marks the last slot
+    present = np.flatnonzero(used[:-1])
+    order = present[np.argsort(np.asarray(names[present], dtype=object), kind="stable")]
+    rank = np.full(len(names) + 1, -1, dtype=np.int64)
     rank[order] = np.arange(len(order))
-    rank[-1] = -1  # code -1 (missing) indexes the last slot
-    return rank[codes], names[order]
+    return codes, rank, names[order]
+
+
+#: Sales lines processed at a time by :func:`daily_demand` (bounds the
+#: temporaries per line: a few tens of MB whatever the length of the history).
+_LINE_BLOCK = 1 << 20
+#: Series are found through a table of every sku × location code pair (5
+#: bytes a pair) while there are at most this many pairs beyond half the
+#: number of lines; past that, through the sorted distinct pairs.
+_PAIR_TABLE = 1 << 22
+
+
+class _Lines:
+    """The sales lines as :func:`daily_demand` reads them: the key columns as
+    codes (built once), the rest read block by block."""
+
+    def __init__(self, sales: pd.DataFrame, start_day: int, history_days: int) -> None:
+        self.status_codes, status_names = _key_codes(sales["status"])
+        cancelled = status_names.str.strip().str.lower().isin(CANCELLED_SALES_STATUSES)
+        self.is_cancelled = np.append(np.asarray(cancelled, dtype=bool), False)  # NA: code -1
+        self.sku_codes, self.sku_rank, self.skus = _sorted_codes(sales["sku"])
+        self.loc_codes, self.loc_rank, self.locs = _sorted_codes(sales["location_id"])
+        self.n_locs = max(len(self.locs), 1)
+        self.qty, self.stamps = sales["qty"], _timestamps(sales["ordered_at"])
+        self.start_day, self.history_days = start_day, history_days
+
+    def block(self, lo: int, hi: int) -> tuple[IntArray, IntArray, FloatArray]:
+        """Series pair (sku rank · n_locs + location rank), day and quantity
+        of the counted lines among lines lo..hi-1."""
+        qty_all = pd.to_numeric(self.qty.iloc[lo:hi], errors="coerce").to_numpy(dtype=np.float64)
+        stamps = self.stamps.iloc[lo:hi]
+        stamp_ok = stamps.notna().to_numpy()
+        if stamp_ok.all():
+            day = _day_numbers(stamps) - self.start_day
+        else:
+            day = np.full(hi - lo, -1, dtype=np.int64)
+            day[stamp_ok] = _day_numbers(stamps[stamp_ok]) - self.start_day
+        sku = self.sku_codes[lo:hi]
+        loc = self.loc_codes[lo:hi]
+        with np.errstate(invalid="ignore"):
+            keep = (
+                ~self.is_cancelled[self.status_codes[lo:hi]]
+                & (sku >= 0)
+                & (loc >= 0)
+                & stamp_ok
+                & (qty_all > 0)
+                & (day >= 0)
+                & (day < self.history_days)
+            )
+        pair = self.sku_rank[sku[keep]] * self.n_locs + self.loc_rank[loc[keep]]
+        return pair, day[keep], qty_all[keep]
 
 
 def daily_demand(
@@ -136,7 +218,12 @@ def daily_demand(
     the demand: the customer did want the item; the returned unit comes back
     to stock later.
 
-    Built with integer codes and ``np.bincount``: no per-series loop.
+    Built with integer codes, no per-series loop, and in blocks of
+    :data:`_LINE_BLOCK` sales lines: beside the result (n_series × n_days ×
+    9 bytes), the memory it takes is the key columns' codes (1–4 bytes per
+    line; none for a categorical column, whose own codes are read) and a few
+    tens of MB, not several arrays as long as the sales. The lines are read
+    twice: once for the series present, once to add them up.
 
     Args:
         sales: ``sales_order_lines`` contract frame (sku, location_id,
@@ -157,45 +244,43 @@ def daily_demand(
     dates = pd.date_range(start, end - pd.Timedelta(days=1), freq="D")
     start_day = int(np.datetime64(start.date(), "D").astype(np.int64))
 
-    status_codes, statuses = pd.factorize(sales["status"])
-    status_names = pd.Index(np.asarray(statuses, dtype=object)).astype("string")
-    cancelled = status_names.str.strip().str.lower().isin(CANCELLED_SALES_STATUSES)
-    is_cancelled = np.append(np.asarray(cancelled, dtype=bool), False)[status_codes]  # NA: -1
-    qty_all = pd.to_numeric(sales["qty"], errors="coerce").to_numpy(dtype=np.float64)
-    stamp_ok = sales["ordered_at"].notna().to_numpy()
-    if stamp_ok.all():
-        day = _day_numbers(sales["ordered_at"]) - start_day
-    else:
-        day = np.full(len(sales), -1, dtype=np.int64)
-        day[stamp_ok] = _day_numbers(sales["ordered_at"][stamp_ok]) - start_day
-    sku_codes, skus = _sorted_codes(sales["sku"])
-    loc_codes, locs = _sorted_codes(sales["location_id"])
-    with np.errstate(invalid="ignore"):
-        keep = (
-            ~is_cancelled
-            & (sku_codes >= 0)
-            & (loc_codes >= 0)
-            & stamp_ok
-            & (qty_all > 0)
-            & (day >= 0)
-            & (day < history_days)
-        )
-    n_locs = max(len(locs), 1)
-    del status_codes, is_cancelled, stamp_ok
+    lines = _Lines(sales, start_day, history_days)
+    skus, locs, n_locs = lines.skus, lines.locs, lines.n_locs
 
-    # Series codes: sorted codes of sku and location combined into one integer,
-    # so rows come out sorted by (sku, location_id).
-    pair = sku_codes[keep] * n_locs + loc_codes[keep]
-    series_pairs, codes = _compact(pair, max(len(skus), 1) * n_locs)
+    # First pass: the series (sku × location pairs) with a counted line;
+    # rows come out sorted by (sku, location_id).
+    n_lines = len(sales)
+    blocks = [(lo, min(lo + _LINE_BLOCK, n_lines)) for lo in range(0, n_lines, _LINE_BLOCK)]
+    bound = max(len(skus), 1) * n_locs
+    table = bound <= n_lines // 2 + _PAIR_TABLE  # else sorted pairs and searchsorted
+    present = np.zeros(bound if table else 0, dtype=bool)
+    found: list[IntArray] = []
+    for lo, hi in blocks:
+        pair = lines.block(lo, hi)[0]
+        if table:
+            present[pair] = True
+        else:
+            found.append(np.unique(pair))
+    if table:
+        series_pairs = np.flatnonzero(present)
+    else:
+        series_pairs = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+    series_pairs = series_pairs.astype(np.int64)
     n_series = len(series_pairs)
-    del sku_codes, loc_codes, pair
-    flat = codes * history_days + day[keep]
-    del codes, day
-    qty = np.asarray(
-        np.bincount(flat, weights=qty_all[keep], minlength=n_series * history_days),
-        dtype=np.float64,
-    ).reshape(n_series, history_days)
-    del flat, keep, qty_all
+    del found
+    code_of = np.cumsum(present, dtype=np.int64) - 1 if table else series_pairs
+
+    # Second pass: add the lines up, in the order they come (as np.bincount
+    # would: the same sums to the last digit).
+    flat_qty = np.zeros(n_series * history_days, dtype=np.float64)
+    for lo, hi in blocks:
+        pair, day, weight = lines.block(lo, hi)
+        code = code_of[pair] if table else np.searchsorted(series_pairs, pair)
+        code *= history_days
+        code += day
+        np.add.at(flat_qty, code, weight)
+    del present, code_of, lines
+    qty = flat_qty.reshape(n_series, history_days)
 
     keys = pd.DataFrame(
         {
@@ -207,30 +292,46 @@ def daily_demand(
     censored = np.zeros((n_series, history_days), dtype=bool)
     covered = np.zeros(n_series, dtype=bool)
     if stock_history is not None and n_series and len(stock_history):
-        row, sh_day, ok = _match(stock_history, "date", skus, locs, series_pairs, start_day)
-        in_window = ok & (sh_day >= 0) & (sh_day < history_days)
-        covered[row[in_window]] = True
-        on_hand = pd.to_numeric(stock_history["on_hand"], errors="coerce").to_numpy(np.float64)
-        with np.errstate(invalid="ignore"):
-            out = in_window & (on_hand <= 0)
-        censored[row[out], sh_day[out]] = True
+        on_hand_column = stock_history["on_hand"]
+        for lo, row, sh_day, ok in _match(
+            stock_history, "date", skus, locs, series_pairs, start_day
+        ):
+            in_window = ok & (sh_day >= 0) & (sh_day < history_days)
+            covered[row[in_window]] = True
+            on_hand = pd.to_numeric(
+                on_hand_column.iloc[lo : lo + len(row)], errors="coerce"
+            ).to_numpy(np.float64)
+            with np.errstate(invalid="ignore"):
+                out = in_window & (on_hand <= 0)
+            censored[row[out], sh_day[out]] = True
     inferred = ~covered if infer_stockouts else np.zeros(n_series, dtype=bool)
     if inferred.any():
         rows = np.flatnonzero(inferred)
-        censored[rows] = infer_censored(qty[rows])
+        for lo in range(0, len(rows), _ROW_BLOCK):  # rows are independent
+            part = rows[lo : lo + _ROW_BLOCK]
+            censored[part] = infer_censored(qty[part])
 
     returned = None
     if returns is not None:
         returned = np.zeros(n_series)
         if n_series and len(returns):
-            row, r_day, ok = _match(returns, "returned_at", skus, locs, series_pairs, start_day)
-            restock = returns["restockable"].astype("boolean").fillna(True).to_numpy(dtype=bool)
-            r_qty = pd.to_numeric(returns["qty"], errors="coerce").to_numpy(np.float64)
-            with np.errstate(invalid="ignore"):
-                use = ok & (r_day >= 0) & (r_day < history_days) & restock & (r_qty > 0)
-            returned = np.bincount(row[use], weights=r_qty[use], minlength=n_series).astype(
-                np.float64
-            )
+            restock_all = returns["restockable"].astype("boolean").fillna(True)
+            r_qty_all = pd.to_numeric(returns["qty"], errors="coerce").to_numpy(np.float64)
+            row_parts: list[IntArray] = []
+            qty_parts: list[FloatArray] = []
+            for lo, row, r_day, ok in _match(
+                returns, "returned_at", skus, locs, series_pairs, start_day
+            ):
+                hi = lo + len(row)
+                restock = restock_all.iloc[lo:hi].to_numpy(dtype=bool)
+                r_qty = r_qty_all[lo:hi]
+                with np.errstate(invalid="ignore"):
+                    use = ok & (r_day >= 0) & (r_day < history_days) & restock & (r_qty > 0)
+                row_parts.append(row[use])
+                qty_parts.append(r_qty[use])
+            returned = np.bincount(
+                np.concatenate(row_parts), weights=np.concatenate(qty_parts), minlength=n_series
+            ).astype(np.float64)
     return DemandHistory(
         keys=keys,
         dates=dates,
@@ -248,28 +349,34 @@ def _match(
     locs: pd.Index,
     series_pairs: IntArray,
     start_day: int,
-) -> tuple[IntArray, IntArray, BoolArray]:
-    """Series row and day index of each row of ``frame`` (sku, location_id,
-    ``date_column``); ``ok`` is False where the series or date is unknown."""
+) -> Iterator[tuple[int, IntArray, IntArray, BoolArray]]:
+    """Series row and day index of the rows of ``frame`` (sku, location_id,
+    ``date_column``), :data:`_LINE_BLOCK` rows at a time: ``(first row,
+    row, day, ok)``; ``ok`` is False where the series or date is unknown."""
     n_series = len(series_pairs)
     sku_at = _lookup(frame["sku"], skus)
     loc_at = _lookup(frame["location_id"], locs)
-    pair = sku_at.astype(np.int64) * max(len(locs), 1) + loc_at
-    row = np.minimum(np.searchsorted(series_pairs, pair), n_series - 1)
-    has_date = frame[date_column].notna().to_numpy()
-    day = np.full(len(frame), -1, dtype=np.int64)
-    if has_date.any():
-        day[has_date] = _day_numbers(frame[date_column][has_date]) - start_day
-    ok = (sku_at >= 0) & (loc_at >= 0) & (series_pairs[row] == pair) & has_date
-    return row.astype(np.int64), day, ok
+    dates = _timestamps(frame[date_column])
+    for lo in range(0, len(frame), _LINE_BLOCK):
+        hi = min(lo + _LINE_BLOCK, len(frame))
+        s_at, l_at = sku_at[lo:hi], loc_at[lo:hi]
+        pair = s_at.astype(np.int64) * max(len(locs), 1) + l_at
+        row = np.minimum(np.searchsorted(series_pairs, pair), n_series - 1)
+        stamps = dates.iloc[lo:hi]
+        has_date = stamps.notna().to_numpy()
+        day = np.full(hi - lo, -1, dtype=np.int64)
+        if has_date.any():
+            day[has_date] = _day_numbers(stamps[has_date]) - start_day
+        ok = (s_at >= 0) & (l_at >= 0) & (series_pairs[row] == pair) & has_date
+        yield lo, row.astype(np.int64), day, ok
 
 
-def _lookup(values: pd.Series, index: pd.Index) -> IntArray:
-    """Position of each value's string form in ``index`` (-1: absent or missing)."""
-    codes, uniques = pd.factorize(values, sort=False)
-    at = index.get_indexer(pd.Index(np.asarray(uniques, dtype=object)).astype("string"))
-    out = np.where(codes >= 0, np.append(at, -1)[codes], -1)
-    return np.asarray(out, dtype=np.int64)
+def _lookup(values: pd.Series, index: pd.Index) -> Codes:
+    """Position of each value's string form in ``index`` (-1: absent or
+    missing), in the smallest integer type that holds it."""
+    codes, names = _key_codes(values)
+    at = np.append(index.get_indexer(names), -1)  # code -1 (missing) takes the last slot
+    return _small_codes(at, len(index))[codes]
 
 
 def infer_censored(qty: FloatArray, p: float = CENSOR_P, iterations: int = 3) -> BoolArray:

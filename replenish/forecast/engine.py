@@ -653,5 +653,6 @@ def fit_events(
 
 def season_ahead(weekday: FloatArray, yearly: FloatArray, cal: Calendar) -> FloatArray:
     """Seasonal index of every horizon day (B × horizon)."""
-    out: FloatArray = weekday[:, cal.weekday_ahead] * yearly_factor(yearly, cal.year_ahead)
+    out = yearly_factor(yearly, cal.year_ahead)
+    out *= weekday[:, cal.weekday_ahead]  # in place: no third B × horizon array
     return out

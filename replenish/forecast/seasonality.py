@@ -444,5 +444,10 @@ def yearly_factor(index: FloatArray, position: YearPosition) -> FloatArray:
     """The yearly index of each series on each day (n_series × days),
     interpolated linearly between the centres of the week bins."""
     idx = np.asarray(index, dtype=np.float64)
-    out: FloatArray = (1.0 - position.w) * idx[:, position.lo] + position.w * idx[:, position.hi]
+    # (1 − w)·idx[lo] + w·idx[hi], with two n × days arrays instead of four
+    out: FloatArray = idx[:, position.lo]
+    out *= 1.0 - position.w
+    upper = idx[:, position.hi]
+    upper *= position.w
+    out += upper
     return out

@@ -125,15 +125,34 @@ def _lookup(sorted_keys: IntArray, positions: IntArray, query: IntArray) -> IntA
     return np.where(found, positions[at], -1)
 
 
+#: Rows read at a time where a long column is reduced to one flag per row.
+_ROW_BLOCK = 1 << 20
+
+
 def _normalised_in(values: pd.Series, allowed: frozenset[str] | set[str]) -> BoolArray:
     """Whether each value, stripped and lower-cased, is in ``allowed``
-    (normalising the distinct values only: sales history is long)."""
-    codes, uniques = pd.factorize(values)
-    if not len(uniques):
-        return np.zeros(len(values), dtype=bool)
-    norm = pd.Index(uniques).astype("string").str.strip().str.lower()
-    hit = np.asarray(norm.isin(list(allowed)), dtype=bool)
-    return np.where(codes >= 0, hit[np.maximum(codes, 0)], False)
+    (normalising the distinct values only: sales history is long).
+
+    A categorical's own codes are read as they are; another column is
+    factorised :data:`_ROW_BLOCK` rows at a time, so no integer code per row
+    of the whole column is ever held (only the answer, one byte per row).
+    """
+    allowed_list = list(allowed)
+
+    def hits(uniques: Any) -> BoolArray:
+        """Per distinct value, then False for code -1 (missing) in the last slot."""
+        if not len(uniques):
+            return np.zeros(1, dtype=bool)
+        norm = pd.Index(uniques).astype("string").str.strip().str.lower()
+        return np.append(np.asarray(norm.isin(allowed_list), dtype=bool), False)
+
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return np.asarray(hits(values.cat.categories)[values.cat.codes.to_numpy()], dtype=bool)
+    out = np.zeros(len(values), dtype=bool)
+    for lo in range(0, len(values), _ROW_BLOCK):
+        codes, uniques = pd.factorize(values.iloc[lo : lo + _ROW_BLOCK])
+        out[lo : lo + len(codes)] = hits(uniques)[codes]
+    return out
 
 
 def _take(values: npt.NDArray[Any], at: IntArray, fill: Any) -> npt.NDArray[Any]:

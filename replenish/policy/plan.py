@@ -462,6 +462,11 @@ def _undershoot(mu_R: FloatArray, var_R: FloatArray) -> tuple[FloatArray, FloatA
     )
 
 
+#: Rows of the forecast path cumulated at a time by :func:`_window_demands`
+#: (bounds its temporaries: rows × horizon × 8 bytes, a few MB).
+_PATH_BLOCK = 8192
+
+
 def _window_demands(
     fc: Forecast, pos: npt.NDArray[np.int64], windows: list[FloatArray], offset: float
 ) -> list[FloatArray]:
@@ -471,39 +476,54 @@ def _window_demands(
     day's expectation beyond the horizon, NaN for a series with a missing
     day), computed for several windows from one cumulated path of the rows'
     series instead of one pass over every path per window. Rows without a
-    forecast (pos -1) get 0; unknown or negative days NaN."""
+    forecast (pos -1) get 0; unknown or negative days NaN.
+
+    The rows' paths are copied and cumulated :data:`_PATH_BLOCK` rows at a
+    time (each row on its own: the same sums whatever the block), never the
+    whole n × horizon at once."""
     n = pos.size
     has = pos >= 0
     series = pos[has]
-    path = np.asarray(fc.path, dtype=np.float64)[series]
-    m, h = path.shape
-    finite = np.isfinite(path)
-    bad = ~finite.all(axis=1)
-    path = np.where(finite, path, 0.0)
-    cum = np.zeros((m, h + 1))
-    if h:
-        np.cumsum(path, axis=1, out=cum[:, 1:])
-    last = path[:, -1] if h else np.zeros(m)
-    rows = np.arange(m)
-
-    def upto(x: FloatArray) -> FloatArray:
-        x = np.clip(x, 0.0, None)
-        within = np.minimum(x, h)
-        k = np.floor(within).astype(np.int64)
-        frac = within - k
-        nxt = path[rows, np.clip(k, 0, max(h - 1, 0))] if h else np.zeros(m)
-        part = cum[rows, k] + np.where(k < h, frac * nxt, 0.0)
-        return np.asarray(part + np.maximum(x - h, 0.0) * last, dtype=np.float64)
-
+    m = series.size
+    h = fc.path.shape[1]
+    known = [np.isfinite(days) & (days >= 0) for days in windows]
+    spans = [np.where(ok, days, 0.0)[has] for ok, days in zip(known, windows, strict=True)]
+    values = [np.empty(m) for _ in windows]
+    for lo in range(0, m, _PATH_BLOCK):
+        hi = min(lo + _PATH_BLOCK, m)
+        b = hi - lo
+        path = np.asarray(fc.path[series[lo:hi]], dtype=np.float64)
+        finite = np.isfinite(path)
+        bad = ~finite.all(axis=1)
+        path[~finite] = 0.0
+        cum = np.zeros((b, h + 1))
+        if h:
+            np.cumsum(path, axis=1, out=cum[:, 1:])
+        last = path[:, -1] if h else np.zeros(b)
+        start = _upto(np.full(b, offset), path, cum, last)
+        for span, value in zip(spans, values, strict=True):
+            upper = _upto(offset + span[lo:hi], path, cum, last)
+            value[lo:hi] = np.where(bad, np.nan, upper - start)
     out = []
-    for days in windows:
-        known = np.isfinite(days) & (days >= 0)
-        span = np.where(known, days, 0.0)[has]
-        values = np.where(bad, np.nan, upto(offset + span) - upto(np.full(m, offset)))
+    for ok, value in zip(known, values, strict=True):
         full = np.zeros(n)
-        full[has] = values
-        out.append(np.where(known, full, np.nan))
+        full[has] = value
+        out.append(np.where(ok, full, np.nan))
     return out
+
+
+def _upto(x: FloatArray, path: FloatArray, cum: FloatArray, last: FloatArray) -> FloatArray:
+    """Expected demand over the first ``x`` days of each row's path
+    (``cum``: its cumulative sums from 0; beyond the horizon ``last`` a day)."""
+    b, h = path.shape
+    rows = np.arange(b)
+    x = np.clip(x, 0.0, None)
+    within = np.minimum(x, h)
+    k = np.floor(within).astype(np.int64)
+    frac = within - k
+    nxt = path[rows, np.clip(k, 0, max(h - 1, 0))] if h else np.zeros(b)
+    part = cum[rows, k] + np.where(k < h, frac * nxt, 0.0)
+    return np.asarray(part + np.maximum(x - h, 0.0) * last, dtype=np.float64)
 
 
 def _forecast_column(frame: pd.DataFrame, name: str, at: npt.NDArray[np.int64]) -> pd.Series:
@@ -998,78 +1018,85 @@ def _plan(
         T=T,
     )
 
-    out = pd.DataFrame(
-        {
-            "sku": rows["sku"].to_numpy(),
-            "location_id": rows["location_id"].to_numpy(),
-            "supplier_id": rows["supplier_id"].to_numpy(),
-            "supplier_sku": rows["supplier_sku"].to_numpy(),
-            "supplier_reason": rows["supplier_reason"].to_numpy(),
-            "n_suppliers": np.nan_to_num(_num(rows["n_suppliers"])).astype(np.int64),
-            "supplier_on_time_rate": _num(
-                rows["on_time_rate"] if on_time is None else _rate_of(rows["supplier_id"], on_time)
-            ),
-            "replenishment_mode": mode,
-            "suggested_mode": suggested,
-            "mode_reason": mode_reason,
-            "policy": policy,
-            "demand_class": demand_class,
-            "method": method,
-            "abc_class": abc,
-            "xyz_class": xyz,
-            "adi": adi,
-            "demand_mean": d,
-            "demand_std": sd,
-            "lead_time_mean": L,
-            "lead_time_std": sL,
-            "lead_time_source": lt_source,
-            "order_days": rows["order_days"].to_numpy(dtype=object),
-            "review_period": R,
-            "next_order_date": np.where(
-                has_days, rows["next_order_date"].to_numpy(), as_of_ts.to_datetime64()
-            ).astype("datetime64[ns]"),
-            "protection_days": T,
-            "lead_time_demand": mu_L,
-            "protection_demand_mean": mu_X,
-            "protection_demand_std": sigma_X,
-            "ltd_distribution": ltd,
-            "target_type": np.full(n, settings.target_type, dtype=object),
-            "service_level": target,
-            "service_level_source": target_source,
-            "z": np.where(is_jit, np.nan, z),
-            "safety_stock": ss,
-            "safety_stock_basis": basis,
-            "reorder_point": rop,
-            "order_up_to": s_level,
-            "trigger_level": trigger,
-            "undershoot": undershoot,
-            "cycle_qty": cycle_qty,
-            "expected_shortage": np.where(is_jit, np.nan, esc),
-            "expected_fill_rate": np.where(is_jit, np.nan, fill_hat),
-            "expected_cycle_service": np.where(is_jit, np.nan, csl_hat),
-            "on_hand": on_hand,
-            "allocated": allocated,
-            "on_order": on_order,
-            "inventory_position": ip,
-            "open_demand": open_demand,
-            "annual_demand": annual_demand,
-            "order_cost": np.where(has_supplier, K, np.nan),
-            "holding_cost": h,
-            "eoq": q_eoq,
-            "eoq_uncapped": q_eoq_uncapped,
-            "raw_qty": raw,
-            "moq": moq,
-            "pack_size": pack,
-            "order_qty": order_qty,
-            "rounding": rounding_text(can_order, raw, moq, pack, order_qty),
-            "unit_price": unit_price,
-            "order_value": order_value,
-            "needs_order": needs_order,
-            "days_of_cover": days_of_cover,
-            "stockout_risk": stockout_risk.astype(bool),
-            "below_safety_stock": below_ss.astype(bool),
-            "reason": reason,
-        },
-        columns=PLAN_COLUMNS,
-    )
-    return out.astype({c: "string" for c in _STRING_COLUMNS})
+    data: dict[str, Any] = {
+        "sku": rows["sku"].to_numpy(),
+        "location_id": rows["location_id"].to_numpy(),
+        "supplier_id": rows["supplier_id"].to_numpy(),
+        "supplier_sku": rows["supplier_sku"].to_numpy(),
+        "supplier_reason": rows["supplier_reason"].to_numpy(),
+        "n_suppliers": np.nan_to_num(_num(rows["n_suppliers"])).astype(np.int64),
+        "supplier_on_time_rate": _num(
+            rows["on_time_rate"] if on_time is None else _rate_of(rows["supplier_id"], on_time)
+        ),
+        "replenishment_mode": mode,
+        "suggested_mode": suggested,
+        "mode_reason": mode_reason,
+        "policy": policy,
+        "demand_class": demand_class,
+        "method": method,
+        "abc_class": abc,
+        "xyz_class": xyz,
+        "adi": adi,
+        "demand_mean": d,
+        "demand_std": sd,
+        "lead_time_mean": L,
+        "lead_time_std": sL,
+        "lead_time_source": lt_source,
+        "order_days": rows["order_days"].to_numpy(dtype=object),
+        "review_period": R,
+        "next_order_date": np.where(
+            has_days, rows["next_order_date"].to_numpy(), as_of_ts.to_datetime64()
+        ).astype("datetime64[ns]"),
+        "protection_days": T,
+        "lead_time_demand": mu_L,
+        "protection_demand_mean": mu_X,
+        "protection_demand_std": sigma_X,
+        "ltd_distribution": ltd,
+        "target_type": np.full(n, settings.target_type, dtype=object),
+        "service_level": target,
+        "service_level_source": target_source,
+        "z": np.where(is_jit, np.nan, z),
+        "safety_stock": ss,
+        "safety_stock_basis": basis,
+        "reorder_point": rop,
+        "order_up_to": s_level,
+        "trigger_level": trigger,
+        "undershoot": undershoot,
+        "cycle_qty": cycle_qty,
+        "expected_shortage": np.where(is_jit, np.nan, esc),
+        "expected_fill_rate": np.where(is_jit, np.nan, fill_hat),
+        "expected_cycle_service": np.where(is_jit, np.nan, csl_hat),
+        "on_hand": on_hand,
+        "allocated": allocated,
+        "on_order": on_order,
+        "inventory_position": ip,
+        "open_demand": open_demand,
+        "annual_demand": annual_demand,
+        "order_cost": np.where(has_supplier, K, np.nan),
+        "holding_cost": h,
+        "eoq": q_eoq,
+        "eoq_uncapped": q_eoq_uncapped,
+        "raw_qty": raw,
+        "moq": moq,
+        "pack_size": pack,
+        "order_qty": order_qty,
+        "rounding": rounding_text(can_order, raw, moq, pack, order_qty),
+        "unit_price": unit_price,
+        "order_value": order_value,
+        "needs_order": needs_order,
+        "days_of_cover": days_of_cover,
+        "stockout_risk": stockout_risk.astype(bool),
+        "below_safety_stock": below_ss.astype(bool),
+        "reason": reason,
+    }
+    for c, values in data.items():  # own memory, shared with nothing (not the inputs)
+        if c not in _STRING_COLUMNS and not (
+            isinstance(values, np.ndarray) and values.flags.owndata
+        ):
+            data[c] = np.array(values, copy=True)
+    # copy=False: a block per column, without the copy that consolidating the
+    # columns into 2-D blocks makes; the text columns become pandas strings
+    out = pd.DataFrame(data, columns=PLAN_COLUMNS, copy=False)
+    for c in _STRING_COLUMNS:
+        out[c] = out[c].astype("string")
+    return out

@@ -103,6 +103,73 @@ def test_daily_demand_without_sales() -> None:
     assert fc.path.shape == (0, 120) and fc.start == AS_OF
 
 
+def test_daily_demand_is_the_same_by_blocks_of_lines_and_whatever_the_key_dtype(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lines are read in blocks and the keys as codes (a categorical's own):
+    neither the block size, nor the column dtypes, nor the way the series are
+    found changes a digit; the sums are those of a plain group-by."""
+    import replenish.forecast.demand as demand_module
+
+    rng = np.random.default_rng(11)
+    m = 3000
+    sku = rng.choice(["S10", "S2", "S3", "A", "b"], m).astype(object)
+    sku[rng.random(m) < 0.02] = None
+    raw = pd.DataFrame(
+        {
+            "order_id": [f"o{i}" for i in range(m)],
+            "line_no": 1,
+            "sku": sku,
+            "location_id": rng.choice(["W2", "W1", "W10"], m),
+            "channel": "web",
+            "qty": rng.choice([1.0, 2.5, 1 / 3, 0.0, -2.0, np.nan], m),
+            "ordered_at": pd.Timestamp("2024-01-25")
+            + pd.to_timedelta(rng.integers(0, 40 * 86_400, m), unit="s"),
+            "status": rng.choice(["shipped", "open", "Cancelled", " canceled "], m),
+        }
+    )
+    raw.loc[rng.random(m) < 0.02, "ordered_at"] = pd.NaT
+    sales = coerce("sales_order_lines", raw)
+    returns = _returns([("S2", "W1", "2024-02-20", 2.0, True), ("A", "W9", "2024-02-21", 1, True)])
+
+    def build(frame: pd.DataFrame) -> DemandHistory:
+        return daily_demand(frame, AS_OF, history_days=30, returns=returns)
+
+    whole = build(sales)
+    categorical = sales.astype({c: "category" for c in ("sku", "location_id", "status")})
+    monkeypatch.setattr(demand_module, "_LINE_BLOCK", 7)
+    variants = [build(sales), build(categorical)]
+    monkeypatch.setattr(demand_module, "_PAIR_TABLE", -(10**9))  # the sorted-pairs path
+    variants += [build(sales), build(categorical)]
+    for other in variants:
+        pd.testing.assert_frame_equal(whole.keys, other.keys)
+        assert whole.qty.tobytes() == other.qty.tobytes()
+        np.testing.assert_array_equal(whole.censored, other.censored)
+        np.testing.assert_array_equal(whole.returned, other.returned)
+
+    day = (sales["ordered_at"] - pd.Timestamp("2024-01-31")).dt.days
+    counted = sales[
+        ~sales["status"].str.strip().str.lower().isin(["cancelled", "canceled"])
+        & sales["sku"].notna()
+        & (sales["qty"] > 0)
+        & day.between(0, 29)
+    ]
+    expected = counted.groupby(["sku", "location_id", day[counted.index]])["qty"].sum()
+    got = pd.Series(
+        whole.qty[whole.qty > 0],
+        index=pd.MultiIndex.from_arrays(
+            [
+                np.repeat(whole.keys["sku"].to_numpy(), (whole.qty > 0).sum(axis=1)),
+                np.repeat(whole.keys["location_id"].to_numpy(), (whole.qty > 0).sum(axis=1)),
+                np.nonzero(whole.qty > 0)[1],
+            ]
+        ),
+    )
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy())
+    assert list(got.index) == list(expected.index)
+    assert whole.returned is not None and whole.returned.sum() == 2.0
+
+
 # ------------------------------------------------------------ classification
 
 
