@@ -11,9 +11,12 @@ nothing cached from the previous phase):
    extract, ``COPY (SELECT ...) TO STDOUT`` into memory and parsed by
    pandas' pyarrow CSV reader (the fastest plain read we found; the bytes
    alone are timed too);
-2. **cold full run** — ``GenericErp.read_snapshot`` (our extract), the
-   validation gate, forecast, plan: each step timed, and the ratio
-   extract / raw read (target ≤ 2×), the peak memory (target ≤ 4 GB);
+2. **cold full run** — ``GenericErp.read_snapshot`` (our extract: on
+   PostgreSQL the column-wise ADBC read of ``replenish/sources/fastread.py``;
+   the note names any statement read with ``pandas.read_sql`` instead, and
+   the snapshot's size), the validation gate, forecast, plan: each step
+   timed, and the ratio extract / raw read (target ≤ 2×), the peak memory
+   (target ≤ 4 GB);
 3. **incremental nightly run** — a store (SQLite file, or ``--store
    postgresql``) whose demand cache is built by a first run
    (``read_incremental``, timed, not the target), then one new day of sales
@@ -39,6 +42,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import os
 import platform
 import resource
@@ -242,20 +246,43 @@ def phase_cold(erp_url: str) -> dict[str, Any]:
     steps: dict[str, float] = {}
     now = datetime.combine(NIGHT_1, datetime.min.time()) + timedelta(hours=22)
     erp = GenericErp(erp_url)
+    fallbacks = _FallbackCounter()
+    logging.getLogger("replenish.sources.fastread").addHandler(fallbacks)
+    logging.getLogger("replenish.sources.fastread").setLevel(logging.INFO)
     snap = timed(
         steps,
         "extract (GenericErp.read_snapshot)",
         lambda: erp.read_snapshot(NIGHT_1, history_days=HISTORY_DAYS, now=now),
     )
+    extract_peak = _peak_mb()
     erp.engine.dispose()
     rows = sum(snap.row_counts().values())
+    sales = snap.sales_order_lines
+    note = (
+        f"extract read path: {'ADBC' if not fallbacks.messages else 'pandas.read_sql for '}"
+        + "; ".join(fallbacks.messages)
+        + f"; peak after extract {extract_peak:,.0f} MB; snapshot in memory "
+        f"{sum(int(f.memory_usage(deep=True).sum()) for f in snap.tables().values()) / 2**20:,.0f}"
+        f" MB, sales lines {sales.memory_usage(deep=True).sum() / max(len(sales), 1):.0f} B each"
+    )
     gate = timed(steps, "validate", lambda: validate_snapshot(snap, day_end(NIGHT_1)))
     demand = timed(steps, "forecast", lambda: forecast.fn(gate.clean, NIGHT_1, HISTORY_DAYS))
     plans = timed(steps, "plan", lambda: _plan(gate.clean, demand, NIGHT_1))
-    return {"steps": steps, "rows": rows, "plans": len(plans), "peak_mb": _peak_mb()}
+    return {"steps": steps, "rows": rows, "plans": len(plans), "peak_mb": _peak_mb(), "note": note}
 
 
-def _read(erp_url: str, store_url: str, as_of: date) -> tuple[model.ErpSnapshot, str]:
+class _FallbackCounter(logging.Handler):
+    """The statements the extract read with pandas.read_sql instead of ADBC."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _read(erp_url: str, store_url: str, as_of: date) -> tuple[model.ErpSnapshot, Any]:
     from replenish.sources.generic import GenericErp
     from replenish.sources.incremental import read_incremental
     from replenish.store import Store
@@ -268,19 +295,56 @@ def _read(erp_url: str, store_url: str, as_of: date) -> tuple[model.ErpSnapshot,
     finally:
         erp.engine.dispose()
         store.dispose()
-    return snap, report.summary()
+    return snap, report
+
+
+def _extract_parts(steps: dict[str, float], report: Any) -> None:
+    """Where the incremental extract's time went (not added to the total)."""
+    steps["of which ERP read (sales from the re-read start)"] = report.seconds_erp
+    steps["of which cache write (ingest, prune)"] = report.seconds_ingest
+    steps["of which cache read + snapshot assembly"] = report.seconds_cache
+
+
+def _validate_and_keep_verdicts(
+    steps: dict[str, float], store_url: str, snap: model.ErpSnapshot, as_of: date
+) -> Any:
+    """The validate task's work: the gate with the snapshot's cached verdicts,
+    then the verdicts taken tonight written back to the cache."""
+    from replenish.quality import validate_snapshot
+    from replenish.quality.verdicts import known_verdicts_of
+    from replenish.sources.generic import day_end
+    from replenish.sources.incremental import save_verdicts
+    from replenish.store import Store
+
+    known = known_verdicts_of(snap)
+    gate = timed(steps, "validate", lambda: validate_snapshot(snap, day_end(as_of), known=known))
+    sales = gate.summary.set_index("dataset").loc["sales_order_lines"]
+    what = f"of which sales lines ({sales['validated_rows']:,} of {sales['rows']:,} to GX)"
+    steps[what] = float(sales["seconds"])
+    if known is not None:
+        store = Store(store_url)
+        try:
+            timed(
+                steps,
+                "verdicts written back to the cache",
+                lambda: save_verdicts(store, known, gate.new_verdicts),
+            )
+        finally:
+            store.dispose()
+    return gate
 
 
 def phase_cache(erp_url: str, store_url: str) -> dict[str, Any]:
-    """Night 1 with an empty store: a full read that builds the demand cache."""
+    """Night 1 with an empty store: a full read that builds the demand cache,
+    and the gate that validates every line and keeps their verdicts."""
     steps: dict[str, float] = {}
-    snap, summary = timed(
-        steps, "extract + cache build", lambda: _read(erp_url, store_url, NIGHT_1)
-    )
+    snap, report = timed(steps, "extract + cache build", lambda: _read(erp_url, store_url, NIGHT_1))
+    _extract_parts(steps, report)
+    _validate_and_keep_verdicts(steps, store_url, snap, NIGHT_1)
     return {
         "steps": steps,
         "rows": sum(snap.row_counts().values()),
-        "note": summary,
+        "note": report.summary(),
         "peak_mb": _peak_mb(),
     }
 
@@ -289,16 +353,13 @@ def phase_nightly(erp_url: str, store_url: str) -> dict[str, Any]:
     """Night 2 end to end without Prefect (the tasks' functions, in order)."""
     os.environ["REPLENISH_ERP_URL"] = erp_url
     os.environ["REPLENISH_DB_URL"] = store_url
-    from replenish.quality import validate_snapshot
-    from replenish.sources.generic import day_end
     from tasks.plan import forecast
     from tasks.publish import finish_run, publish_drafts, start_run, store_plans
 
     steps: dict[str, float] = {}
-    snap, summary = timed(
-        steps, "extract (incremental)", lambda: _read(erp_url, store_url, NIGHT_2)
-    )
-    gate = timed(steps, "validate", lambda: validate_snapshot(snap, day_end(NIGHT_2)))
+    snap, report = timed(steps, "extract (incremental)", lambda: _read(erp_url, store_url, NIGHT_2))
+    _extract_parts(steps, report)
+    gate = _validate_and_keep_verdicts(steps, store_url, snap, NIGHT_2)
     demand = timed(steps, "forecast", lambda: forecast.fn(gate.clean, NIGHT_2, HISTORY_DAYS))
     plans = timed(steps, "plan", lambda: _plan(gate.clean, demand, NIGHT_2))
 
@@ -310,7 +371,12 @@ def phase_nightly(erp_url: str, store_url: str) -> dict[str, Any]:
         return drafts
 
     timed(steps, "publish (run, plans, drafts)", publish)
-    return {"steps": steps, "plans": len(plans), "note": summary, "peak_mb": _peak_mb()}
+    return {
+        "steps": steps,
+        "plans": len(plans),
+        "note": report.summary(),
+        "peak_mb": _peak_mb(),
+    }
 
 
 PHASES: dict[str, Callable[..., dict[str, Any]]] = {

@@ -6,7 +6,9 @@
    ``REPLENISH_TEST_POSTGRES_URL``, default the local server; skipped when it
    cannot be reached): the first ingest (a full build, one transaction), a
    nightly ingest (the last 8 days re-read, replacing the cached ones), and
-   the read of the whole window back from the cache.
+   the read of the whole window back from the cache: plain, and as the
+   nightly read asks for it (lean columns, sources and the gate's verdicts:
+   through ADBC on a SQLite file and on PostgreSQL).
 2. **Nightly read**: the demo shop (``--skus`` SKUs × 730 days, generic
    profile) as an ERP on SQLite and on PostgreSQL, the store on SQLite: a
    direct read of the ERP, the first incremental run (full read + cache
@@ -116,12 +118,18 @@ def bench_ingest(label: str, url: str, lines: pd.DataFrame, end: datetime) -> No
         )
     )
     frame, read = timed(lambda: store.cached_sales(end - timedelta(days=730)))
-    assert result.cached_lines == len(lines) == len(frame) == nightly.cached_lines
+    # what the nightly read asks for: lean columns, the source and the gate's verdicts
+    lean, read_lean = timed(
+        lambda: store.cached_sales(
+            end - timedelta(days=730), with_source=True, with_verdicts=True, lean=True
+        )
+    )
+    assert result.cached_lines == len(lines) == len(frame) == nightly.cached_lines == len(lean)
     print(
         f"  {label:<10} full ingest {len(lines):>9,} lines {first:6.1f} s "
         f"({len(lines) / first:>9,.0f} lines/s) | nightly ingest {len(recent):,} lines "
         f"{night:5.2f} s | read back {len(frame):,} lines {read:5.1f} s "
-        f"({len(frame) / read:,.0f} lines/s)"
+        f"({len(frame) / read:,.0f} lines/s), lean with verdicts {read_lean:5.1f} s"
     )
     store.dispose()
 

@@ -40,8 +40,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -69,6 +70,15 @@ from replenish.quality.rules import (
     Rule,
     dataset_rules,
 )
+from replenish.quality.verdicts import (
+    KnownVerdicts,
+    NewVerdicts,
+    cached_rules,
+    duplicate_candidates,
+    rules_fingerprint,
+    short_id,
+    usable_codes,
+)
 
 #: Columns of ``GateResult.quarantine`` and ``GateResult.warnings``: the store
 #: keeps the first six; ``rule`` (e.g. ``sales_order_lines:spike:qty``) tells
@@ -85,6 +95,7 @@ QUARANTINE_COLUMNS: Final = (
 SUMMARY_COLUMNS: Final = (
     "dataset",
     "rows",
+    "validated_rows",
     "rejected_rows",
     "flagged_rows",
     "expectations",
@@ -193,6 +204,10 @@ class GateResult:
     settings: GateSettings = field(default_factory=GateSettings)
     #: the index page of the run's Data Docs, once built (the validate task does)
     data_docs: Path | None = None
+    #: the row-level verdicts taken tonight of the sales lines that had no
+    #: cached one (None without ``known`` verdicts): what the validate task
+    #: writes back to the demand cache
+    new_verdicts: NewVerdicts | None = None
 
     @property
     def blocking(self) -> bool:
@@ -238,12 +253,18 @@ class _Checked:
     failed_expectations: int
     gx_results: dict[str, Any]
     seconds: float = 0.0
+    #: rows the dataset's GX suite was run on (fewer than ``rows`` when cached
+    #: verdicts stood for the others)
+    validated_rows: int = 0
+    new_verdicts: NewVerdicts | None = None
 
 
 def validate_snapshot(
     snapshot: ErpSnapshot,
     as_of: datetime | date,
     settings: GateSettings | None = None,
+    *,
+    known: KnownVerdicts | None = None,
 ) -> GateResult:
     """Validate every dataset of ``snapshot`` as of ``as_of``; never mutates it.
 
@@ -252,6 +273,13 @@ def validate_snapshot(
         as_of: the validation instant (the validate task passes
             ``day_end(as_of)``, the first instant after the planning day).
         settings: thresholds; ``GateSettings()`` by default.
+        known: the cached verdicts of ``snapshot.sales_order_lines`` (an
+            incremental read's, :mod:`replenish.quality.verdicts`): the
+            row-level expectations then run only on the lines without a
+            usable verdict and on those the cross-row checks concern; the
+            result is the one a validation of every line gives (the GX
+            results of the sales suite cover the lines validated).
+            Ignored unless built for that very frame.
     """
     settings = settings or GateSettings()
     now = _utc_naive(as_of)
@@ -269,7 +297,7 @@ def validate_snapshot(
     checked: dict[str, _Checked] = {}
     for dataset in DATASETS:
         started = time.perf_counter()
-        result = _check_dataset(dataset, tables[dataset], ctx)
+        result = _check_dataset(dataset, tables[dataset], ctx, known)
         result.seconds = time.perf_counter() - started
         checked[dataset] = result
         if dataset in ("products", "suppliers", "purchase_orders"):
@@ -289,6 +317,7 @@ def validate_snapshot(
             {
                 "dataset": name,
                 "rows": c.rows,
+                "validated_rows": c.validated_rows,
                 "rejected_rows": c.rejected_rows,
                 "flagged_rows": c.flagged_rows,
                 "expectations": c.expectations,
@@ -309,6 +338,7 @@ def validate_snapshot(
         warnings=_concat([w for c in checked.values() for w in c.warnings]),
         as_of=now,
         settings=settings,
+        new_verdicts=next((c.new_verdicts for c in checked.values() if c.new_verdicts), None),
     )
 
 
@@ -316,7 +346,9 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return (pd.concat(parts, ignore_index=True) if parts else _empty_rows()).astype("string")
 
 
-def _check_dataset(dataset: str, frame: pd.DataFrame, ctx: _Context) -> _Checked:
+def _check_dataset(
+    dataset: str, frame: pd.DataFrame, ctx: _Context, known: KnownVerdicts | None = None
+) -> _Checked:
     rows = len(frame)
     missing = [c for c in model.CONTRACT[dataset] if c not in frame.columns]
     if missing and rows:
@@ -356,25 +388,56 @@ def _check_dataset(dataset: str, frame: pd.DataFrame, ctx: _Context) -> _Checked
     )
     rejected = np.zeros(rows, dtype=bool)
     flagged: list[Outcome] = []
+    usable = known is not None and known.dataset == dataset and known.applies_to(frame)
+    codes: npt.NDArray[np.int64] | None = None
+    failed_by_code: dict[int, tuple[str, ...]] = {}
+    selected: npt.NDArray[np.int64] | None = None  # positions GX validates (None: all)
+    if usable:
+        assert known is not None
+        codes, failed_by_code = usable_codes(known, positional["ordered_at"], ctx.cutoff)
+        select = (codes < 0) | _cross_row_rows(dataset, gx_frame, ctx, known.groups)
+        selected = np.flatnonzero(select)
+    evaluated = gx_frame if selected is None else _subset(gx_frame, selected)
+    out.validated_rows = len(evaluated)
+    outcomes: dict[str, Outcome] = {}
     # An empty table passes every row-level expectation: GX is not asked
     # (~6 ms per expectation); dataset-level rules (min_rows) always run.
-    if rows or not all(r.row_level for r in rules):
-        run = get_engine().run(dataset, gx_frame, _parameters(dataset, gx_frame, ctx))
+    if len(evaluated) or not all(r.row_level for r in rules):
+        run = get_engine().run(dataset, evaluated, _parameters(dataset, evaluated, ctx))
+        if selected is not None:
+            run.result.setdefault("meta", {})["replenish_cached_verdicts"] = {
+                "rows": rows,
+                "validated_rows": len(evaluated),
+                "rows_with_cached_verdict": rows - len(evaluated),
+            }
         out.gx_results[dataset] = run.result
         for outcome in run.outcomes:
-            if outcome.error is not None:
-                out.failed_expectations += 1
-                out.failures.append(_error_failure(outcome))
-            elif not outcome.success:
-                out.failed_expectations += 1
-                if not outcome.rule.row_level:
-                    out.failures.append(_dataset_failure(outcome, ctx))
-                elif outcome.rule.severity == "warn":
-                    flagged.append(outcome)
-                else:
-                    rejected[outcome.positions] = True
-                    part = positional.iloc[outcome.positions]
-                    out.quarantine.append(_rows_part(outcome, part, outcome.positions, ctx))
+            if selected is not None and len(outcome.positions):
+                outcome = replace(outcome, positions=selected[outcome.positions])
+            outcomes[outcome.rule.id] = outcome
+    if usable and codes is not None and selected is not None:
+        _add_cached_failures(dataset, codes, failed_by_code, selected, rows, outcomes)
+
+    for rule in rules:
+        found = outcomes.get(rule.id)
+        if found is None:
+            continue
+        outcome = found
+        if outcome.error is not None:
+            out.failed_expectations += 1
+            out.failures.append(_error_failure(outcome))
+        elif not outcome.success:
+            out.failed_expectations += 1
+            if not outcome.rule.row_level:
+                out.failures.append(_dataset_failure(outcome, ctx))
+            elif outcome.rule.severity == "warn":
+                flagged.append(outcome)
+            else:
+                rejected[outcome.positions] = True
+                part = positional.iloc[outcome.positions]
+                out.quarantine.append(_rows_part(outcome, part, outcome.positions, ctx))
+    if usable and known is not None and codes is not None:
+        out.new_verdicts = _new_verdicts(dataset, known, selected, outcomes, rows)
 
     if dataset == STOCK_DATASET:
         _check_freshness(positional[~rejected], ctx, out)
@@ -450,8 +513,10 @@ def _check_spikes(
         released_orders=s.spike_released_orders,
         include=~rejected,
     )
-    # one column: GX copies the frame it filters, once per expectation
-    frame = pd.DataFrame({SPIKE_SCORE_COLUMN: scores.score})
+    # one column of the scored lines only (an unscored line, NaN, is not
+    # checked anyway): GX copies the frame it filters, once per expectation
+    scored = np.flatnonzero(~np.isnan(scores.score))
+    frame = pd.DataFrame({SPIKE_SCORE_COLUMN: scores.score[scored]})
     run = get_engine().run(SPIKE_SUITE, frame, _parameters(SPIKE_SUITE, frame, ctx))
     out.gx_results[SPIKE_SUITE] = run.result
     out.expectations += len(run.outcomes)
@@ -461,7 +526,7 @@ def _check_spikes(
             out.failures.append(_error_failure(outcome))
         elif not outcome.success:
             out.failed_expectations += 1
-            p = outcome.positions
+            p = scored[outcome.positions]
             rejected[p] = True
             extra = {
                 "score": scores.score[p],
@@ -508,6 +573,112 @@ def _check_policy(dataset: str, ctx: _Context, out: _Checked) -> None:
             )
 
 
+def _subset(frame: pd.DataFrame, positions: npt.NDArray[np.int64]) -> pd.DataFrame:
+    """The rows at ``positions`` with a default RangeIndex (all of ``frame`` when
+    they are all of it)."""
+    if len(positions) == len(frame):
+        return frame
+    return frame.iloc[positions].reset_index(drop=True)
+
+
+def _cross_row_rows(
+    dataset: str, frame: pd.DataFrame, ctx: _Context, groups: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """Rows whose outcome may depend on other rows or tables tonight, whatever
+    their cached verdict: a reference to a value absent from the clean
+    referenced table (e.g. a SKU of a product quarantined tonight), a key
+    that may be duplicated. GX validates them with the new rows."""
+    out = np.zeros(len(frame), dtype=bool)
+    for rule in dataset_rules(dataset):
+        if rule.kind == "reference" and rule.target:
+            valid = ctx.valid_keys.get(rule.target, pd.Index([], dtype="string"))
+            if rule.target == LOCATIONS and valid.empty:
+                continue  # not checked (see _parameters)
+            column = frame[rule.columns[0]]
+            unknown = _distinct(column).difference(valid)
+            if len(unknown):
+                out |= np.asarray(column.isin(unknown), dtype=bool)
+        elif rule.kind == "unique":
+            out |= duplicate_candidates(frame, rule.columns, groups)
+    return out
+
+
+@cache
+def _expectation_type(rule: Rule) -> str:
+    return str(rule.to_expectation().expectation_type)
+
+
+def _add_cached_failures(
+    dataset: str,
+    codes: npt.NDArray[np.int64],
+    failed_by_code: dict[int, tuple[str, ...]],
+    selected: npt.NDArray[np.int64],
+    rows: int,
+    outcomes: dict[str, Outcome],
+) -> None:
+    """Merge the cached failures of the rows GX did not validate into the
+    outcomes of their rules (positions in input order)."""
+    not_validated = np.ones(rows, dtype=bool)
+    not_validated[selected] = False
+    extra: dict[str, list[npt.NDArray[np.int64]]] = {}
+    for code, ids in failed_by_code.items():
+        if not ids:
+            continue
+        where = np.flatnonzero((codes == code) & not_validated)
+        if len(where):
+            for rule_id in ids:
+                extra.setdefault(f"{dataset}:{rule_id}", []).append(where)
+    if not extra:
+        return
+    by_id = {r.id: r for r in dataset_rules(dataset)}
+    for rule_id, parts in extra.items():
+        rule = by_id[rule_id]
+        found = outcomes.get(rule_id)
+        if found is not None and found.error is not None:
+            continue  # not evaluated: reported as such
+        positions = np.concatenate(
+            [found.positions, *parts] if found is not None else parts
+        ).astype(np.int64)
+        positions.sort()
+        outcomes[rule_id] = Outcome(
+            rule=rule,
+            expectation=found.expectation if found is not None else _expectation_type(rule),
+            success=False,
+            unexpected_count=len(positions),
+            positions=positions,
+            observed_value=None,
+            error=None,
+        )
+
+
+def _new_verdicts(
+    dataset: str,
+    known: KnownVerdicts,
+    selected: npt.NDArray[np.int64] | None,
+    outcomes: dict[str, Outcome],
+    rows: int,
+) -> NewVerdicts:
+    """The cached-kind verdicts of the validated rows that had none."""
+    validated = np.zeros(rows, dtype=bool)
+    if selected is None:
+        validated[:] = True
+    else:
+        validated[selected] = True
+    positions = np.flatnonzero(validated & (known.codes < 0))
+    failed: dict[int, list[str]] = {}
+    for rule in cached_rules(dataset):
+        outcome = outcomes.get(rule.id)
+        if outcome is None or outcome.success or outcome.error is not None:
+            continue
+        for p in outcome.positions.tolist():
+            failed.setdefault(p, []).append(short_id(rule))
+    verdicts = np.full(len(positions), "", dtype=object)
+    if failed:
+        where = np.flatnonzero(np.isin(positions, np.fromiter(failed, dtype=np.int64)))
+        verdicts[where] = [" ".join(failed[p]) for p in positions[where].tolist()]
+    return NewVerdicts(positions, verdicts, rules_fingerprint(dataset))
+
+
 def _parameters(suite: str, frame: pd.DataFrame, ctx: _Context) -> dict[str, Any]:
     params: dict[str, Any] = {
         CUTOFF_PARAMETER: ctx.cutoff,
@@ -539,12 +710,21 @@ def _contract_frame(dataset: str, frame: pd.DataFrame) -> pd.DataFrame:
     frame: the input is never modified."""
     contract = model.CONTRACT[dataset]
     if list(frame.columns) == list(contract) and all(
-        str(frame[c].dtype) == t for c, t in contract.items()
+        _contract_dtype(frame[c].dtype, t) for c, t in contract.items()
     ):
         return frame
-    if all(c in frame.columns and str(frame[c].dtype) == t for c, t in contract.items()):
+    if all(c in frame.columns and _contract_dtype(frame[c].dtype, t) for c, t in contract.items()):
         return frame[list(contract)]
     return model.coerce(dataset, frame)
+
+
+def _contract_dtype(dtype: Any, contract: str) -> bool:
+    """Whether a column of ``dtype`` is in its contract form: the contract's
+    dtype, or for text a lean one as a large read gives (a categorical;
+    Arrow-backed strings are ``string`` too)."""
+    if str(dtype) == contract:
+        return True
+    return contract == "string" and isinstance(dtype, pd.CategoricalDtype)
 
 
 def _positional(frame: pd.DataFrame) -> pd.DataFrame:

@@ -45,11 +45,20 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from replenish import model
 from replenish.errors import ConfigurationError
+from replenish.quality.verdicts import (
+    VERDICT_DATASET,
+    KnownVerdicts,
+    NewVerdicts,
+    SnapshotWithVerdicts,
+    rules_fingerprint,
+)
 from replenish.sources.db import safe_url
+from replenish.sources.fastread import concat_frames, lean_frame
 from replenish.sources.generic import GenericErp, ReadWindow
 from replenish.store import Store
 from replenish.store.cache import (
@@ -60,7 +69,13 @@ from replenish.store.cache import (
     uncacheable,
 )
 
-__all__ = ["CACHE_MARGIN_DAYS", "DEFAULT_OVERLAP_DAYS", "IncrementalReport", "read_incremental"]
+__all__ = [
+    "CACHE_MARGIN_DAYS",
+    "DEFAULT_OVERLAP_DAYS",
+    "IncrementalReport",
+    "read_incremental",
+    "save_verdicts",
+]
 
 #: Days of the ERP's latest sales and returns re-read every night.
 DEFAULT_OVERLAP_DAYS = 7
@@ -93,7 +108,15 @@ class IncrementalReport:
     uncached_reasons: list[str] = field(default_factory=list)
     pruned: int = 0
     ingest: IngestResult | None = None
+    #: sales lines whose cached row-level verdict the gate can take
+    #: (docs/data-quality.md); the others it validates
+    known_verdicts: int = 0
     seconds: float = 0.0
+    #: where the time went: the ERP read, the cache write (ingest and prune),
+    #: the read of the cached rows and the snapshot's assembly
+    seconds_erp: float = 0.0
+    seconds_ingest: float = 0.0
+    seconds_cache: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (ISO timestamps), for a run's counts or a log line."""
@@ -124,7 +147,12 @@ class IncrementalReport:
             parts.append(f"{self.uncached} rows not cacheable, e.g. {self.uncached_reasons[0]}")
         if self.pruned:
             parts.append(f"{self.pruned:,} cached rows older than the window pruned")
-        parts.append(f"{self.seconds:.1f} s")
+        if self.mode != "direct":
+            parts.append(f"{self.known_verdicts:,} lines with a cached verdict")
+        parts.append(
+            f"{self.seconds:.1f} s (ERP read {self.seconds_erp:.1f}, cache write "
+            f"{self.seconds_ingest:.1f}, cache read {self.seconds_cache:.1f})"
+        )
         return "; ".join(parts)
 
 
@@ -211,6 +239,7 @@ def read_incremental(
     if mode in {"incremental", "replay"}:
         assert before is not None
         sales_from = max(window.start, _midnight(before - timedelta(days=overlap_days)))
+    erp_started = time.perf_counter()
     if mode == "direct":
         snapshot = erp.read_snapshot(as_of, history_days=history_days, skus=skus, now=now)
     else:
@@ -221,6 +250,8 @@ def read_incremental(
             sales_start=sales_from,
         )
     fresh = {name: getattr(snapshot, name) for name in _TABLES}
+    seconds_erp = time.perf_counter() - erp_started
+    cacheable = pd.Series(True, index=fresh["sales_order_lines"].index)
     report = IncrementalReport(
         mode=mode,
         reason=reason,
@@ -229,14 +260,18 @@ def read_incremental(
         watermark_after=before,
         erp_lines_read=len(fresh["sales_order_lines"]),
         erp_returns_read=len(fresh["returns"]),
+        seconds_erp=seconds_erp,
     )
 
+    ingest_started = time.perf_counter()
     if mode in {"full", "incremental"}:
         kept = {}
         for name in _TABLES:
             reasons = uncacheable(name, fresh[name])
             bad = reasons.notna()
             kept[name] = fresh[name][~bad]
+            if name == VERDICT_DATASET:
+                cacheable = ~bad
             report.uncached += int(bad.sum())
             report.uncached_reasons += list(reasons[bad].head(3))
         report.ingest = store.ingest(
@@ -251,42 +286,194 @@ def read_incremental(
         report.watermark_after = report.ingest.watermark
         report.pruned = store.prune(ERP_SOURCE, window.start - timedelta(days=CACHE_MARGIN_DAYS))
 
+    report.seconds_ingest = time.perf_counter() - ingest_started
+    cache_started = time.perf_counter()
     cached_from_erp = mode in {"incremental", "replay"} and sales_from > window.start
-    channels = [s for s in store.sources()["source"] if s != ERP_SOURCE]
+    # read before the cached rows: a source's updated_at is the stamp of its
+    # newest batch, every row stamped up to it is in the read below
+    states = store.sources()
+    channels = [s for s in states["source"] if s != ERP_SOURCE]
+    with_verdicts = mode != "direct"
     frames: dict[str, pd.DataFrame] = {}
+    known: KnownVerdicts | None = None
     for name, date_col in DATE_COLUMNS.items():
-        cached = _cached(store, name, window, channels, cached_from_erp)
+        verdicts = with_verdicts and name == VERDICT_DATASET
+        cached = _cached(store, name, window, channels, cached_from_erp, verdicts)
         from_erp = cached["source"] == ERP_SOURCE
         # the ERP's rows from the re-read start are the fresh ones
         old_enough = cached[date_col] < sales_from  # NaT: not old enough
-        cached = cached[~from_erp | old_enough]
+        keep = ~from_erp | old_enough
+        if not keep.all():
+            cached = _unused_categories_removed(cached[keep])
         channel_rows = int((cached["source"] != ERP_SOURCE).sum())
         if name == "sales_order_lines":
             report.channel_lines = channel_rows
         else:
             report.channel_returns = channel_rows
         # both parts are contract frames already (same columns and dtypes)
-        parts = [f for f in (cached.drop(columns="source"), fresh[name]) if len(f)]
+        extra = ["source", "verdict"] if verdicts else ["source"]
+        parts = [f for f in (cached.drop(columns=extra), fresh[name]) if len(f)]
         frames[name] = (
-            pd.concat(parts, ignore_index=True)
+            concat_frames(name, parts)
             if len(parts) > 1
-            else (parts[0].reset_index(drop=True) if parts else model.empty_frame(name))
+            else (
+                parts[0].reset_index(drop=True)
+                if parts
+                else lean_frame(name, model.empty_frame(name))
+            )
         )
+        if verdicts:
+            known = _known_verdicts(
+                frames[name],
+                cached,
+                cacheable if mode in {"full", "incremental"} else None,
+                states,
+                writable=mode in {"full", "incremental"} and window.end is None,
+                validated_from=window.start,
+            )
+            report.known_verdicts = known.known
 
     report.lines, report.returns = len(frames["sales_order_lines"]), len(frames["returns"])
+    report.seconds_cache = time.perf_counter() - cache_started
     report.seconds = time.perf_counter() - started
     snapshot.sales_order_lines = frames["sales_order_lines"]
     snapshot.returns = frames["returns"]
+    if known is not None:
+        snapshot = SnapshotWithVerdicts.of(snapshot, known)
     return snapshot, report
 
 
+def _unused_categories_removed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` whose categoricals hold only the values it has (as a read of
+    these rows gives them)."""
+    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    return frame.assign(**{c: frame[c].cat.remove_unused_categories() for c in cats})
+
+
+def _known_verdicts(
+    frame: pd.DataFrame,
+    cached: pd.DataFrame,
+    fresh_cached: pd.Series | None,
+    states: pd.DataFrame,
+    *,
+    writable: bool,
+    validated_from: datetime,
+) -> KnownVerdicts:
+    """The cached verdicts of the snapshot's sales lines: the cached rows
+    first (in ``frame``'s order), then the rows read from the ERP tonight (no
+    verdict yet; cached under the ERP's source when ``fresh_cached`` says so)."""
+    n_cached = len(cached)
+    n_fresh = len(frame) - n_cached
+    fingerprint = rules_fingerprint(VERDICT_DATASET)
+    current = {
+        str(row.source)
+        for row in states.itertuples()
+        if getattr(row, "verdict_rules", None) == fingerprint
+    }
+    source = cached["source"].astype(object).to_numpy() if n_cached else np.array([], object)
+    verdict = cached["verdict"] if n_cached else pd.Series([], dtype=object)
+    if isinstance(verdict.dtype, pd.CategoricalDtype):  # a lean read: its codes
+        codes = np.asarray(verdict.cat.codes, dtype=np.int64)
+        texts = list(verdict.cat.categories)
+    else:
+        codes, uniques = pd.factorize(verdict.to_numpy(dtype=object), use_na_sentinel=True)
+        texts = list(uniques)
+    if n_cached and len(current) < len(set(source)):  # verdicts taken with other checks
+        codes = codes.copy()
+        codes[~np.isin(source, list(current))] = -1
+    group_codes, _ = pd.factorize(source)
+    sources = np.empty(len(frame), dtype=object)
+    sources[:n_cached] = source
+    if fresh_cached is not None:
+        fresh_sources = np.full(n_fresh, None, dtype=object)
+        fresh_sources[fresh_cached.to_numpy(dtype=bool)] = ERP_SOURCE
+        sources[n_cached:] = fresh_sources
+    return KnownVerdicts(
+        frame=frame,
+        codes=np.concatenate([codes, np.full(n_fresh, -1)]).astype(np.int64),
+        texts=[str(t) for t in texts],
+        groups=np.concatenate([group_codes, np.full(n_fresh, -1)]).astype(np.int64),
+        sources=sources,
+        pending_until=_updated_at(states),
+        writable=writable,
+        validated_from=validated_from,
+    )
+
+
+def _updated_at(states: pd.DataFrame) -> dict[str, datetime]:
+    """Each source's ``updated_at``: the stamp of its newest batch."""
+    out: dict[str, datetime] = {}
+    for source, stamp in zip(states["source"], states["updated_at"], strict=True):
+        if isinstance(stamp, datetime) and not pd.isna(stamp):
+            out[str(source)] = pd.Timestamp(stamp).to_pydatetime()
+    return out
+
+
+def save_verdicts(store: Store, known: KnownVerdicts, new: NewVerdicts | None) -> int:
+    """Write the verdicts the gate took tonight (``GateResult.new_verdicts``)
+    back to the demand cache, so that the next nights take them instead of
+    validating those lines again: the failed checks of the rejected lines,
+    and per source which lines were validated (see
+    :meth:`replenish.store.Store.record_verdicts`). Nothing on a replay.
+    Returns the lines given a failed check."""
+    if new is None or not known.writable or known.validated_from is None:
+        return 0
+    positions = new.positions
+    sources = known.sources[positions]
+    verdicts = np.asarray(new.verdicts, dtype=object)
+    keys = ["channel", "order_id", "line_no"]
+    frame = known.frame
+    total = 0
+    for source in sorted({str(s) for s in pd.unique(sources) if s is not None}):
+        until = known.pending_until.get(source)
+        if until is None:
+            continue
+        mine = positions[sources == source]
+        verdict = verdicts[sources == source]
+        rejected = verdict != ""
+        rows = pd.DataFrame(columns=[*keys, "verdict"])
+        if rejected.any():
+            # a key read twice is cached once, as its last row: the rows of the
+            # rejected lines' orders decide which verdict the cached row gets
+            orders = frame["order_id"].iloc[mine[rejected]].dropna().unique()
+            near = np.asarray(frame["order_id"].iloc[mine].isin(orders), dtype=bool)
+            rows = frame[keys].iloc[mine[near]].assign(verdict=verdict[near])
+            rows = rows.drop_duplicates(keys, keep="last")
+            rows = rows[rows["verdict"] != ""]
+        total += store.record_verdicts(
+            source,
+            rows,
+            through=until,
+            validated_from=known.validated_from,
+            rules=new.fingerprint,
+        )
+    return total
+
+
 def _cached(
-    store: Store, table: str, window: ReadWindow, channels: list[str], with_erp: bool
+    store: Store,
+    table: str,
+    window: ReadWindow,
+    channels: list[str],
+    with_erp: bool,
+    with_verdicts: bool = False,
 ) -> pd.DataFrame:
-    """The cached rows of ``table`` in the window (with their ``source``):
-    the channels', and the ERP's when ``with_erp``. Reading every source is a
-    table scan, the fastest way to read most of the cache; the channels alone
-    go through the source index."""
+    """The cached rows of ``table`` in the window (with their ``source``, and
+    for sales lines ``with_verdicts`` their gate verdicts): the channels',
+    and the ERP's when ``with_erp``. Reading every source is a table scan,
+    the fastest way to read most of the cache; the channels alone go through
+    the source index."""
     sources = None if with_erp else channels
-    read = store.cached_sales if table == "sales_order_lines" else store.cached_returns
-    return read(window.start, window.end, window.skus, sources=sources, with_source=True)
+    if table == "sales_order_lines":
+        return store.cached_sales(
+            window.start,
+            window.end,
+            window.skus,
+            sources=sources,
+            with_source=True,
+            with_verdicts=with_verdicts,
+            lean=True,
+        )
+    return store.cached_returns(
+        window.start, window.end, window.skus, sources=sources, with_source=True, lean=True
+    )

@@ -19,9 +19,24 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Column, ColumnElement, Connection, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
@@ -31,8 +46,9 @@ from replenish.notify.alerts import Alert
 from replenish.notify.lifecycle import AlertChanges, AlertScope
 from replenish.notify.rules import AlertRules
 from replenish.sources.db import is_write_conflict, make_engine, safe_url, translate_errors
+from replenish.sources.fastread import LEAN_COLUMNS, concat_frames, lean_frame, read_frame
 from replenish.store import alerts as alert_state
-from replenish.store import cache, drafts
+from replenish.store import cache, drafts, fastcache
 from replenish.store.cache import ERP_SOURCE, IngestResult, SourceState, naive_utc
 from replenish.store.drafts import Decision, PublishResult, content_hash
 from replenish.store.models import (
@@ -681,18 +697,23 @@ class Store:
         watermark, replace_from = naive_utc(watermark), naive_utc(replace_from)
         lines, dup_lines = cache.prepare("sales_order_lines", source, lines)
         returns, dup_returns = cache.prepare("returns", source, returns)
-        loaded_at = datetime.now()
-        line_cols, line_rows = cache.rows_of("sales_order_lines", source, lines, loaded_at)
-        ret_cols, ret_rows = cache.rows_of("returns", source, returns, loaded_at)
         sales, rets, wm = cache.SALES_TABLE, cache.RETURNS_TABLE, cache.WATERMARKS_TABLE
         with self._tx(f"cannot cache the sales of source {source!r}") as c:
             if c.dialect.name == "sqlite":  # the indexes of a large batch stay in memory
                 c.exec_driver_sql("PRAGMA cache_size = -262144")
+                # SQLite has no row lock: take the database's write lock now
+                c.execute(update(wm).where(wm.c.source == source).values(source=wm.c.source))
             old = (
                 c.execute(select(wm).where(wm.c.source == source).with_for_update())
                 .mappings()
                 .first()
             )
+            # stamped once the source is locked: one source's batches get
+            # increasing stamps in the order they commit (the gate's verdicts
+            # rely on it, docs/incremental.md)
+            loaded_at = datetime.now()
+            line_cols, line_rows = cache.rows_of("sales_order_lines", source, lines, loaded_at)
+            ret_cols, ret_rows = cache.rows_of("returns", source, returns, loaded_at)
             deleted_lines = deleted_returns = 0
             if reset:
                 deleted_lines = c.execute(delete(sales).where(sales.c.source == source)).rowcount
@@ -750,6 +771,7 @@ class Store:
             cached_lines=int(n_lines),
             cached_returns=int(n_returns),
             seconds=time.perf_counter() - started,
+            loaded_at=loaded_at,
         )
 
     def cached_sales(
@@ -760,6 +782,8 @@ class Store:
         *,
         sources: Sequence[str] | None = None,
         with_source: bool = False,
+        with_verdicts: bool = False,
+        lean: bool = False,
     ) -> pd.DataFrame:
         """Cached sales lines ordered in [start, end), as ``sales_order_lines``
         contract frame: the union of ``sources`` (default: every source; a
@@ -771,8 +795,24 @@ class Store:
         ``with_source``: a first column ``source`` says where each row is from.
         Row order is unspecified. Without ``sources`` (or ``skus``) the read is
         a table scan, the fastest way to read most of the cache.
+        ``with_verdicts``: a last column ``verdict`` (object: None, '' or the
+        failed checks) is the gate's cached row-level verdict
+        (docs/data-quality.md). ``lean``: the text columns of
+        :data:`replenish.sources.fastread.LEAN_COLUMNS` as an ERP read gives
+        them (categoricals, Arrow-backed strings), ``source`` a categorical;
+        built a column at a time (on PostgreSQL read through
+        :func:`replenish.sources.fastread.read_frame`).
         """
-        return self._cached("sales_order_lines", start, end, skus, sources, with_source)
+        return self._cached(
+            "sales_order_lines",
+            start,
+            end,
+            skus,
+            sources,
+            with_source,
+            with_verdicts=with_verdicts,
+            lean=lean,
+        )
 
     def cached_returns(
         self,
@@ -782,10 +822,11 @@ class Store:
         *,
         sources: Sequence[str] | None = None,
         with_source: bool = False,
+        lean: bool = False,
     ) -> pd.DataFrame:
         """Cached returns returned in [start, end), as ``returns`` contract frame
         (see :meth:`cached_sales`)."""
-        return self._cached("returns", start, end, skus, sources, with_source)
+        return self._cached("returns", start, end, skus, sources, with_source, lean=lean)
 
     def _cached(
         self,
@@ -795,15 +836,30 @@ class Store:
         skus: Sequence[str] | None,
         sources: Sequence[str] | None,
         with_source: bool,
+        *,
+        with_verdicts: bool = False,
+        lean: bool = False,
     ) -> pd.DataFrame:
         t = cache.CACHE_TABLES[table]
         columns = list(model.CONTRACT[table])
+        passed: dict[str, tuple[datetime, datetime]] = {}
         if with_source:
             columns.insert(0, "source")
+        if with_verdicts:
+            columns.append("verdict")
+            passed = self._passed(sources)
         if (sources is not None and not sources) or (skus is not None and not skus):
-            return _contract_frame(table, pd.DataFrame(columns=columns), with_source)
+            empty = _contract_frame(table, pd.DataFrame(columns=columns), with_source)
+            if lean:
+                empty = lean_frame(table, empty)
+                if with_source:
+                    empty["source"] = empty["source"].astype("category")
+            if with_verdicts:
+                empty["verdict"] = np.array([], dtype=object)
+            return empty
         date_col = t.c[cache.DATE_COLUMNS[table]]
-        term = _unindexed(date_col) if self.engine.dialect.name == "sqlite" else date_col
+        sqlite = self.engine.dialect.name == "sqlite"
+        term = _unindexed(date_col) if sqlite else date_col
         conds: list[ColumnElement[bool]] = []
         if start is not None:
             conds.append(term >= naive_utc(start))
@@ -813,7 +869,14 @@ class Store:
             conds = [or_(conds[0], date_col.is_(None))]
         if sources is not None:
             conds.append(t.c.source.in_(list(dict.fromkeys(sources))))
-        base = select(*(t.c[c] for c in columns)).where(*conds)
+        base = select(
+            *(
+                _verdict_column(t, passed, fastcache.NO_VERDICT if sqlite and lean else None)
+                if c == "verdict"
+                else t.c[c]
+                for c in columns
+            )
+        ).where(*conds)
         wanted = list(dict.fromkeys(skus)) if skus is not None else None
         statements = (
             [base]
@@ -823,18 +886,140 @@ class Store:
             ]
         )
         frames = []
+        sqlite_file = fastcache.sqlite_file(self.url) if lean and sqlite else None
         with self._tx("cannot read the demand cache") as c:
+            fast = lean and c.dialect.name == "postgresql" and c.dialect.driver == "psycopg"
             for stmt in statements:
+                if fast:  # COPY ... (FORMAT binary) through ADBC: Arrow columns
+                    frame = read_frame(c, stmt, table)
+                    if len(frame):
+                        frames.append(frame)
+                    continue
+                if sqlite_file is not None:  # SQLite through ADBC: Arrow columns
+                    arrow = fastcache.read_sqlite_frame(
+                        sqlite_file, c, stmt, table, dict(LEAN_COLUMNS.get(table, {}))
+                    )
+                    if arrow is not None:
+                        if len(arrow):
+                            frames.append(arrow)
+                        continue
                 # the driver's own rows: no Row object and no value processing
-                # per row (timestamps come as text from SQLite; coerce parses
-                # them a column at a time), 2-3 times faster on large reads
+                # per row (timestamps come as text from SQLite), then one
+                # column at a time
                 rows = c.execute(stmt).cursor.fetchall()
                 if rows:
-                    frames.append(pd.DataFrame.from_records(rows, columns=columns))
+                    frame = _columns_frame(table, columns, rows, lean=lean)
+                    if with_verdicts and sqlite and lean:
+                        none = frame["verdict"] == fastcache.NO_VERDICT
+                        frame.loc[none, "verdict"] = None
+                    frames.append(frame)
+                del rows
         if not frames:
-            frames = [pd.DataFrame(columns=columns)]
-        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        return _contract_frame(table, frame, with_source)
+            return self._cached(
+                table, start, end, [], None, with_source, with_verdicts=with_verdicts, lean=lean
+            )
+        frame = frames[0] if len(frames) == 1 else concat_frames(table, frames)
+        out = _contract_frame(table, frame, with_source, lean=lean)
+        if with_verdicts:
+            verdict = frame["verdict"]
+            if isinstance(verdict.dtype, pd.CategoricalDtype):
+                out["verdict"] = verdict.array  # few distinct values; NaN: none yet
+            else:
+                text = verdict.astype(object).to_numpy()
+                text[pd.isna(text)] = None
+                out["verdict"] = text
+        return out
+
+    def record_verdicts(
+        self,
+        source: str,
+        rejected: pd.DataFrame,
+        *,
+        through: datetime,
+        validated_from: datetime,
+        rules: str,
+    ) -> int:
+        """Keep the validation gate's row-level verdicts of ``source``'s cached
+        sales lines (docs/incremental.md), in one transaction.
+
+        The caller validated every line of the source without a verdict that
+        was stamped (``loaded_at``) up to ``through`` and ordered from
+        ``validated_from`` on; ``rejected`` (``channel, order_id, line_no,
+        verdict``) are those that failed a check: they keep their failed
+        checks, the others pass, which the source's ``verdicts_through`` and
+        ``verdicts_from`` record without writing a line. A line stamped later
+        was cached after the validated read and is left alone. ``rules``: the
+        fingerprint of the checks; verdicts taken with other checks are
+        dropped first. Returns the lines given a failed check.
+        """
+        _check_source(source)
+        through = naive_utc(through) or through
+        validated_from = naive_utc(validated_from) or validated_from
+        sales, wm = cache.SALES_TABLE, cache.WATERMARKS_TABLE
+        with self._tx(f"cannot store the verdicts of source {source!r}") as c:
+            old = (
+                c.execute(select(wm).where(wm.c.source == source).with_for_update())
+                .mappings()
+                .first()
+            )
+            if old is None:
+                return 0  # the source was reset since
+            if old["verdict_rules"] not in (None, rules):  # taken with other checks
+                c.execute(
+                    update(sales)
+                    .where(sales.c.source == source, sales.c.verdict.is_not(None))
+                    .values(verdict=None)
+                )
+            n = 0
+            if len(rejected):
+                stmt = (
+                    update(sales)
+                    .where(
+                        sales.c.source == source,
+                        sales.c.verdict.is_(None),
+                        sales.c.loaded_at <= through,
+                        sales.c.channel == bindparam("k_channel"),
+                        sales.c.order_id == bindparam("k_order_id"),
+                        sales.c.line_no == bindparam("k_line_no"),
+                    )
+                    .values(verdict=bindparam("k_verdict"))
+                )
+                params = [
+                    {"k_channel": ch, "k_order_id": o, "k_line_no": int(ln), "k_verdict": v}
+                    for ch, o, ln, v in zip(
+                        rejected["channel"].tolist(),
+                        rejected["order_id"].tolist(),
+                        rejected["line_no"].tolist(),
+                        rejected["verdict"].tolist(),
+                        strict=True,
+                    )
+                ]
+                for i in range(0, len(params), _CHUNK):
+                    n += c.execute(stmt, params[i : i + _CHUNK]).rowcount or 0
+            before = old["verdicts_through"] if old["verdict_rules"] == rules else None
+            c.execute(
+                update(wm)
+                .where(wm.c.source == source)
+                .values(
+                    verdict_rules=rules,
+                    verdicts_through=through if before is None else max(before, through),
+                    verdicts_from=validated_from,
+                )
+            )
+        return int(n)
+
+    def _passed(self, sources: Sequence[str] | None) -> dict[str, tuple[datetime, datetime]]:
+        """Per source: (verdicts_through, verdicts_from) — its lines stamped up
+        to the first and ordered from the second on were validated."""
+        wm = cache.WATERMARKS_TABLE
+        with self._tx("cannot read the demand cache") as c:
+            rows = c.execute(
+                select(wm.c.source, wm.c.verdicts_through, wm.c.verdicts_from).where(
+                    wm.c.verdicts_through.is_not(None), wm.c.verdicts_from.is_not(None)
+                )
+            ).all()
+        wanted = None if sources is None else set(sources)
+        return {str(r[0]): (r[1], r[2]) for r in rows if wanted is None or str(r[0]) in wanted}
 
     def reset_source(self, source: str) -> None:
         """Forget ``source``: its cached rows and its watermark (a full refresh
@@ -882,10 +1067,94 @@ class Store:
         return int(n)
 
 
-def _contract_frame(table: str, frame: pd.DataFrame, with_source: bool) -> pd.DataFrame:
-    out = model.coerce(table, frame)
+def _verdict_column(
+    t: Any, passed: dict[str, tuple[datetime, datetime]], missing: str | None
+) -> ColumnElement[Any]:
+    """The gate's verdict of a cached line: its failed checks, '' for a line
+    the gate validated without failure (see :meth:`Store.record_verdicts`),
+    else NULL (or ``missing``: the ADBC read infers a column's type from its
+    first rows, which may all be NULL)."""
+    whens: list[tuple[ColumnElement[bool], Any]] = [(t.c.verdict.is_not(None), t.c.verdict)]
+    for source, (through, since) in passed.items():
+        whens.append(
+            (
+                (t.c.source == source) & (t.c.loaded_at <= through) & (t.c.ordered_at >= since),
+                literal(""),
+            )
+        )
+    return case(*whens, else_=literal(missing) if missing is not None else null()).label("verdict")
+
+
+def _columns_frame(
+    table: str, columns: list[str], rows: Sequence[Any], *, lean: bool = False
+) -> pd.DataFrame:
+    """The driver's rows as a frame of contract dtypes, built a column at a
+    time (no object per row; the cache holds coerced values only, so none
+    needs :func:`replenish.model.coerce`'s checks). ``lean``: text columns as
+    :data:`~replenish.sources.fastread.LEAN_COLUMNS` says, ``source`` a
+    categorical."""
+    contract = model.CONTRACT[table]
+    how = LEAN_COLUMNS.get(table, {}) if lean else {}
+    out: dict[str, Any] = {}
+    for name, values in zip(columns, zip(*rows, strict=True), strict=True):
+        dtype = contract.get(name)
+        if dtype == "float64":
+            out[name] = np.array(values, dtype=np.float64)  # None: NaN
+        elif dtype == "Int64":
+            out[name] = pd.array(values, dtype="Int64")
+        elif dtype == "boolean":
+            out[name] = pd.array(values, dtype="boolean")  # SQLite: 0/1
+        elif dtype is not None and dtype.startswith("datetime"):
+            # SQLite: the cache's own text stamps; other servers: datetimes
+            out[name] = np.array(values, dtype="datetime64[us]").astype("datetime64[ns]")
+        elif dtype == "string" or name == "source":
+            lean_as = "category" if lean and name == "source" else how.get(name)
+            out[name] = _text_column(values, lean_as)
+        else:  # the verdict
+            out[name] = np.array(values, dtype=object)
+    return pd.DataFrame(out, columns=columns, copy=False)
+
+
+def _text_column(values: Sequence[Any], lean_as: str | None) -> Any:
+    """Python strings (and None) as pandas ``string``, a categorical with
+    sorted categories (as an ERP read gives them), or Arrow-backed strings."""
+    if lean_as is None:
+        return pd.array(values, dtype="string")
+    return fastcache.text_column(pa.array(values, type=pa.string()), lean_as)
+
+
+def _contract_form(table: str, frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` has the contract columns of ``table`` in their
+    contract dtypes, a text column possibly lean (categorical, Arrow)."""
+    for c, t in model.CONTRACT[table].items():
+        if c not in frame.columns:
+            return False
+        dtype = frame[c].dtype
+        if str(dtype) == t:
+            continue
+        if t == "string" and isinstance(dtype, pd.CategoricalDtype):
+            continue
+        return False
+    return True
+
+
+def _contract_frame(
+    table: str, frame: pd.DataFrame, with_source: bool, *, lean: bool = False
+) -> pd.DataFrame:
+    contract = model.CONTRACT[table]
+    if _contract_form(table, frame):
+        out = frame[list(contract)]
+    else:
+        out = model.coerce(table, frame)
+        if lean:
+            out = lean_frame(table, out)
     if with_source:
-        out.insert(0, "source", frame["source"].astype("string"))
+        source = frame["source"]
+        if lean and not isinstance(source.dtype, pd.CategoricalDtype):
+            source = source.astype("category")
+        elif not lean:
+            source = source.astype("string")
+        out.insert(0, "source", source.array)
     return out
 
 

@@ -58,6 +58,10 @@ class SourceState:
     rows: int
     returns: int
     updated_at: datetime
+    #: the gate's verdicts: fingerprint of its checks, the lines it validated
+    verdict_rules: str | None = None
+    verdicts_through: datetime | None = None
+    verdicts_from: datetime | None = None
 
 
 @dataclass
@@ -79,6 +83,9 @@ class IngestResult:
     cached_lines: int
     cached_returns: int
     seconds: float
+    #: the batch's ``loaded_at`` (taken once the source's rows are locked: one
+    #: source's batches get increasing stamps in the order they commit)
+    loaded_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
@@ -180,6 +187,8 @@ def rows_of(
             values.append([source] * n)
         elif name == "loaded_at":
             values.append([stamp(loaded_at)] * n)
+        elif name == "verdict":  # a new or replaced line has failed nothing yet
+            values.append([None] * n)
         else:
             values.append(_values(frame[name]))
     return columns, list(zip(*values, strict=True))

@@ -283,6 +283,12 @@ class SourceWatermark(Base):
     rows: Mapped[int] = mapped_column(Integer, default=0)  # cached sales lines
     returns: Mapped[int] = mapped_column(Integer, default=0)  # cached returns
     updated_at: Mapped[datetime] = mapped_column(PreciseDateTime)
+    #: the gate's verdicts (migration 0005): the fingerprint of its row-level
+    #: checks, and which lines it validated: stamped up to ``verdicts_through``
+    #: and ordered from ``verdicts_from`` on (docs/incremental.md)
+    verdict_rules: Mapped[str | None] = mapped_column(String(64))
+    verdicts_through: Mapped[datetime | None] = mapped_column(PreciseDateTime)
+    verdicts_from: Mapped[datetime | None] = mapped_column(PreciseDateTime)
 
 
 class SalesCacheLine(Base):
@@ -303,6 +309,9 @@ class SalesCacheLine(Base):
     ordered_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
     status: Mapped[str | None] = mapped_column(String(16))
     loaded_at: Mapped[datetime] = mapped_column(PreciseDateTime)
+    #: the row-level checks the line failed when the gate validated it
+    #: (migration 0005; NULL: none, or not validated yet, see SourceWatermark)
+    verdict: Mapped[str | None] = mapped_column(String(512))
 
 
 class ReturnCacheLine(Base):

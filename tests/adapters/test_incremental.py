@@ -21,10 +21,14 @@ from sqlalchemy import Engine, create_engine, delete, insert, update
 from replenish import model
 from replenish.demo import generate_demo
 from replenish.model import ErpSnapshot
+from replenish.quality import GateResult, validate_snapshot
+from replenish.quality.verdicts import known_verdicts_of, rules_fingerprint
 from replenish.sources import open_erp
-from replenish.sources.generic import GenericErp, write_snapshot
-from replenish.sources.incremental import read_incremental
+from replenish.sources.fastread import concat_frames
+from replenish.sources.generic import GenericErp, day_end, write_snapshot
+from replenish.sources.incremental import read_incremental, save_verdicts
 from replenish.store import Store
+from replenish.store.models import SourceWatermark
 from tests.adapters.test_erp_profiles import _run, erpnext_url, odoo_url  # noqa: F401 (fixtures)
 
 FINAL = date(2026, 11, 20)
@@ -33,6 +37,8 @@ HISTORY = 60
 D1 = FINAL - timedelta(days=3)
 SALES = model.ERP_METADATA.tables["sales_order_lines"]
 RETURNS = model.ERP_METADATA.tables["returns"]
+PRODUCTS = model.ERP_METADATA.tables["products"]
+WATERMARKS = SourceWatermark.__table__
 
 
 def _evening(day: date) -> datetime:
@@ -306,14 +312,12 @@ def test_partial_run_reads_the_erp_and_the_channels_but_writes_nothing(sqlite_ni
     want = ErpSnapshot(
         **{
             **direct.tables(),
-            "sales_order_lines": model.coerce(
+            "sales_order_lines": concat_frames(
                 "sales_order_lines",
-                pd.concat(
-                    [
-                        direct.sales_order_lines,
-                        model.coerce("sales_order_lines", pd.DataFrame([shop_line])),
-                    ]
-                ),
+                [
+                    direct.sales_order_lines,
+                    model.coerce("sales_order_lines", pd.DataFrame([shop_line])),
+                ],
             ),
         }
     )
@@ -501,3 +505,193 @@ def test_the_nightly_extract_task_uses_the_cache(
     assert param["default"] is False and "demand cache" in param["description"]
     store.dispose()
     erp.engine.dispose()
+
+
+# ---- the validation gate on an incremental night: cached verdicts --------------------
+
+
+def _quarantine(frame: pd.DataFrame, *, rows: bool = True) -> pd.DataFrame:
+    """Quarantine or warning lines in a stable order; without ``rows``, the
+    reasons lose their row number (another read orders the rows otherwise)."""
+    out = frame.copy()
+    if not rows:
+        out["reason"] = out["reason"].str.replace(r" row \d+ \(", " row (", regex=True)
+    return out.sort_values(list(out.columns), ignore_index=True)
+
+
+def assert_same_gate(got: GateResult, want: GateResult, *, rows: bool = True) -> None:
+    """The same verdict: quarantined and flagged rows with their reasons, the
+    dataset failures, the blocking decision, the counts and the clean frames."""
+    for name in ("quarantine", "warnings"):
+        pd.testing.assert_frame_equal(
+            _quarantine(getattr(got, name), rows=rows),
+            _quarantine(getattr(want, name), rows=rows),
+            obj=name,
+        )
+    assert got.failures == want.failures
+    assert got.blocking == want.blocking
+    counts = ["dataset", "rows", "rejected_rows", "flagged_rows", "expectations"]
+    counts += ["failed_expectations", "success"]
+    pd.testing.assert_frame_equal(got.summary[counts], want.summary[counts])
+    assert_same(got.clean, want.clean)
+
+
+def _verdicts(night: Night) -> dict[tuple[str, str, int], str | None]:
+    """The gate's verdict of every cached line ('' passed, None not validated)."""
+    lines = night.store.cached_sales(None, with_source=True, with_verdicts=True)
+    return {
+        (str(s), str(o), int(n)): v
+        for s, o, n, v in zip(
+            lines["source"], lines["order_id"], lines["line_no"], lines["verdict"], strict=True
+        )
+    }
+
+
+def test_the_gate_takes_cached_verdicts_and_equals_a_full_validation(night: Night) -> None:
+    """Night after night (one day re-read, so lines soon come from the cache
+    only), the gate validating only the lines without a cached verdict gives
+    what validating every line gives: the cached rejections (a negative
+    quantity from weeks ago) come back with their reasons, and what depends
+    on other rows or tables is decided again over every line: a product
+    quarantined tonight rejects its old lines, a channel line duplicating an
+    old ERP key rejects both, spikes are scored against tonight's history.
+    The verdicts are written back, and a change of the checks takes them all
+    again."""
+    d1 = D1
+    spike = {
+        "order_id": "SO-SPIKE",
+        "line_no": 1,
+        "sku": "SKU-0002",
+        "location_id": "WH1",
+        "channel": "web",
+        "qty": 5000.0,
+        "ordered_at": datetime.combine(d1 - timedelta(days=9), time(11)),
+        "status": "shipped",
+    }
+    night.sql(insert(SALES).values(**spike))
+
+    def check(day: date, **kw: object) -> tuple[GateResult, int]:
+        snap, report = night.run(day, overlap_days=1, **kw)
+        known = known_verdicts_of(snap)
+        assert known is not None and report.known_verdicts == known.known
+        got = validate_snapshot(snap, day_end(day), known=known)
+        assert_same_gate(got, validate_snapshot(snap, day_end(day)))
+        # a direct read of the ERP, with the channel's cached lines
+        direct = night.direct(day, now=kw.get("now"))  # type: ignore[arg-type]
+        channels = night.store.cached_sales(None, sources=["woo"])
+        direct.sales_order_lines = concat_frames(
+            "sales_order_lines", [direct.sales_order_lines, channels]
+        )
+        assert_same_gate(got, validate_snapshot(direct, day_end(day)), rows=False)
+        saved = save_verdicts(night.store, known, got.new_verdicts)
+        return got, saved
+
+    # night 1 builds the cache: every line is validated, every verdict kept
+    gate, saved = check(d1)
+    sales = gate.summary.set_index("dataset").loc["sales_order_lines"]
+    assert sales["validated_rows"] == sales["rows"] and saved > 0
+    verdicts = _verdicts(night)
+    assert None not in verdicts.values()
+    assert verdicts[("erp", "SO-002201", 1)] == "range:qty"  # the demo's negative line
+    assert verdicts[("erp", "SO-SPIKE", 1)] == ""  # a spike is not a row-level verdict
+    rules = set(gate.quarantine["rule"])
+    assert {"sales_order_lines:range:qty", "sales_order_lines:spike:qty"} <= rules
+
+    # night 2: new orders, a new bad line, a product quarantined tonight, a
+    # channel line with the key of an old ERP line
+    d2 = d1 + timedelta(days=1)
+    night.arrive(d2)
+    bad = {
+        **spike,
+        "order_id": "SO-NEG",
+        "qty": -1.0,
+        "ordered_at": _evening(d2) - timedelta(hours=3),
+    }
+    lines = night.direct(d1).sales_order_lines
+    old_line = lines[lines["ordered_at"].dt.date == d1 - timedelta(days=20)].iloc[0]
+    twin = {**old_line.to_dict(), "qty": 1.0}
+    night.sql(
+        insert(SALES).values(**bad),
+        update(PRODUCTS).where(PRODUCTS.c.sku == "SKU-0005").values(unit_price=-1.0),
+    )
+    night.store.ingest("woo", pd.DataFrame([twin]), pd.DataFrame(), _evening(d2))
+    gate, saved = check(d2)
+    sales = gate.summary.set_index("dataset").loc["sales_order_lines"]
+    assert 0 < sales["validated_rows"] < sales["rows"] / 2
+    q = gate.quarantine
+    assert q["row_key"].str.contains("order_id=SO-002201").any()  # from its cached verdict
+    sku5 = q[(q["rule"] == "sales_order_lines:reference:sku") & q["value"].eq("SKU-0005")]
+    assert len(sku5) > 10  # old cached lines of a product quarantined tonight
+    dup = q[q["rule"] == "sales_order_lines:unique:channel+order_id+line_no"]
+    assert dup["row_key"].str.contains(f"order_id={old_line['order_id']}").sum() == 2
+    assert _verdicts(night)[("erp", "SO-NEG", 1)] == "range:qty"
+    assert _verdicts(night)[("woo", twin["order_id"], int(twin["line_no"]))] == ""
+
+    # night 3: the product is fixed; the cached verdicts hold
+    d3 = d2 + timedelta(days=1)
+    night.arrive(d3)
+    night.sql(update(PRODUCTS).where(PRODUCTS.c.sku == "SKU-0005").values(unit_price=9.0))
+    gate, _ = check(d3)
+    assert not gate.quarantine["value"].eq("SKU-0005").any()
+
+    # the checks changed (another fingerprint): every line is validated again
+    # and its verdict taken again
+    night.sql(update(WATERMARKS).values(verdict_rules="older checks"))
+    gate, saved = check(d3, now=_evening(d3) + timedelta(minutes=5))
+    sales = gate.summary.set_index("dataset").loc["sales_order_lines"]
+    assert sales["validated_rows"] == sales["rows"] and saved > 0
+    assert set(night.store.sources()["verdict_rules"]) == {rules_fingerprint()}
+    gate, _ = check(d3, now=_evening(d3) + timedelta(minutes=10))
+    sales = gate.summary.set_index("dataset").loc["sales_order_lines"]
+    assert sales["validated_rows"] < sales["rows"] / 2
+
+
+def test_a_replay_takes_cached_verdicts_and_writes_none(sqlite_night: Night) -> None:
+    night, d1 = sqlite_night, D1
+    # a cache that reaches back further than the replay's window
+    snap, _ = read_incremental(night.erp, night.store, d1, HISTORY + 15, None, now=_evening(d1))
+    known = known_verdicts_of(snap)
+    assert known is not None
+    save_verdicts(
+        night.store, known, validate_snapshot(snap, day_end(d1), known=known).new_verdicts
+    )
+    d2 = d1 + timedelta(days=1)
+    night.arrive(d2)
+    night.run(d2)
+    before = _verdicts(night)
+    day = d1 - timedelta(days=2)
+    snap, report = night.run(day, now=_evening(d2))
+    assert report.mode == "replay"
+    known = known_verdicts_of(snap)
+    assert known is not None and not known.writable and known.known > 0
+    got = validate_snapshot(snap, day_end(day), known=known)
+    assert_same_gate(got, validate_snapshot(snap, day_end(day)))
+    assert save_verdicts(night.store, known, got.new_verdicts) == 0
+    assert _verdicts(night) == before
+
+
+def test_a_filtered_frame_is_validated_whole(sqlite_night: Night) -> None:
+    """Verdicts describe one frame: a snapshot whose sales were replaced since
+    the read is validated line by line."""
+    snap, _ = sqlite_night.run(D1)
+    known = known_verdicts_of(snap)
+    assert known is not None
+    snap.sales_order_lines = snap.sales_order_lines.iloc[1:]
+    got = validate_snapshot(snap, day_end(D1), known=known)
+    assert got.new_verdicts is None
+    sales = got.summary.set_index("dataset").loc["sales_order_lines"]
+    assert sales["validated_rows"] == sales["rows"]
+
+
+def test_the_validate_task_writes_the_verdicts_back(
+    sqlite_night: Night, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.validate import validate_data
+
+    monkeypatch.setenv("REPLENISH_DB_URL", sqlite_night.url)
+    snap, _ = sqlite_night.run(D1)
+    assert set(_verdicts(sqlite_night).values()) == {None}
+    gate = validate_data.fn(snap, D1)
+    # kept even when the run is blocked (here: the demo's stock is dated after D1)
+    assert gate.blocking and None not in _verdicts(sqlite_night).values()
+    assert _verdicts(sqlite_night)[("erp", "SO-002201", 1)] == "range:qty"

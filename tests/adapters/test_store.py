@@ -411,3 +411,76 @@ def test_write_conflicts_are_told_from_other_faults() -> None:
     assert not is_write_conflict(op(PgError("42601")))
     assert not is_write_conflict(op(pymysql.err.OperationalError(1064, "syntax error")))
     assert not is_write_conflict(ValueError("not a database error"))
+
+
+def test_lean_cache_reads_equal_the_plain_ones(
+    any_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lean read (ADBC on a SQLite file and on PostgreSQL, columns built
+    from the driver's rows otherwise, and the sqlite3 fallback) gives the
+    values of the plain read: missing quantities, dates and verdicts
+    included, the verdicts the gate recorded (docs/incremental.md)."""
+    store = Store(any_db_url)
+    lines = _lines(
+        ("SO-1", 1, "A-1", float("nan"), None, "open"),
+        ("SO-1", 2, "B-2", 1.5, T0, "shipped"),
+        ("SO-2", 1, "A-1", -4.0, T0 + timedelta(days=5), "open"),
+        ("SO-3", 1, "C-3", 1.0, T0 + timedelta(days=6), "cancelled"),
+    )
+    store.ingest("erp", lines, _returns(("SO-1", "A-1", 1.0, T0)), T0 + timedelta(days=7))
+    store.ingest("woo", lines.iloc[1:2], _returns(), T0 + timedelta(days=7))
+    rejected = pd.DataFrame(
+        {"channel": ["web"], "order_id": ["SO-2"], "line_no": [1], "verdict": ["range:qty"]}
+    )
+    until = store.source_state("erp").updated_at  # type: ignore[union-attr]
+    n = store.record_verdicts("erp", rejected, through=until, validated_from=T0, rules="r1")
+    assert n == 1  # SO-2's failed check; SO-1/2 and SO-3 passed, the undated SO-1/1 unknown
+    state = store.sources().set_index("source").loc["erp"]
+    assert (state["verdict_rules"], state["verdicts_through"]) == ("r1", until)
+
+    def read(**kw: object) -> pd.DataFrame:
+        frame = store.cached_sales(None, with_source=True, with_verdicts=True, **kw)  # type: ignore[arg-type]
+        frame = frame.astype({c: "string" for c in ("source", "order_id", "sku", "location_id")})
+        frame = frame.astype({"channel": "string", "status": "string"})
+        frame["verdict"] = frame["verdict"].astype(object).where(frame["verdict"].notna(), None)
+        return frame.sort_values(["source", "order_id", "line_no"], ignore_index=True)
+
+    plain = read()
+    assert plain["verdict"].tolist() == [None, "", "range:qty", "", None]
+    pd.testing.assert_frame_equal(read(lean=True), plain)
+    monkeypatch.setattr("replenish.store.fastcache.read_sqlite_frame", lambda *a, **k: None)
+    pd.testing.assert_frame_equal(read(lean=True), plain)
+    lean = store.cached_sales(None, with_source=True, lean=True)
+    assert str(lean["sku"].dtype) == "category" and str(lean["source"].dtype) == "category"
+    # a line cached again after the validated read is not validated
+    store.ingest("erp", lines.iloc[2:3].assign(qty=5.0), _returns(), T0 + timedelta(days=8))
+    assert read(lean=True)["verdict"].tolist() == [None, "", None, "", None]
+    store.dispose()
+
+
+def test_the_sqlite_fast_read_is_used_and_falls_back(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from replenish.store import fastcache
+
+    store = Store(sqlite_url)
+    store.ingest("erp", _lines(("SO-1", 1, "A-1", 2.0, T0, "open")), _returns(), T0)
+    calls: list[object] = []
+    real = fastcache.read_sqlite_frame
+
+    def spy(*args: object, **kw: object) -> object:
+        out = real(*args, **kw)  # type: ignore[arg-type]
+        calls.append(out)
+        return out
+
+    monkeypatch.setattr(fastcache, "read_sqlite_frame", spy)
+    assert len(store.cached_sales(None, lean=True)) == 1
+    assert len(calls) == 1 and calls[0] is not None  # read through ADBC
+    # an in-memory or URI database, or a driver error: the sqlite3 read
+    assert fastcache.sqlite_file("sqlite://") is None
+    assert fastcache.sqlite_file("sqlite:///file:x?mode=ro&uri=true") is None
+    monkeypatch.setattr(fastcache, "BATCH_ROWS", -5)  # the driver refuses it
+    assert real.__module__ == "replenish.store.fastcache"
+    assert len(store.cached_sales(None, lean=True)) == 1
+    assert calls[-1] is None
+    store.dispose()
