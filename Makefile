@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export GX_ANALYTICS_ENABLED ?= false
 
-.PHONY: install demo test lint unit server worker deploy worker-staging deploy-staging clean
+.PHONY: install demo test lint browser unit server worker deploy worker-staging deploy-staging clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,18 @@ demo: install
 	$(BIN)/replenish demo
 
 ## Lint, type-check and run every test (what CI runs).
-test: install lint
+test: install lint browser
 	$(BIN)/pytest
+
+## Debian's Chromium for the browser test (tests/browser), installed when
+## missing and this is a Debian/Ubuntu machine run as root; otherwise the
+## browser test skips (or fails under REPLENISH_REQUIRE_SERVERS=1, as in CI).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -q chromium >/dev/null || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	  else echo "Chromium not found: the browser test will skip (Debian: apt-get install chromium)"; fi; }
 
 lint: install
 	$(BIN)/ruff check .

@@ -308,7 +308,8 @@ def test_urls_from_secret_blocks_and_a_missing_block_named(
     from replenish.errors import ConfigurationError
     from replenish.settings import Settings
 
-    monkeypatch.delenv("REPLENISH_ERP_URL", raising=False)
+    for name in ("REPLENISH_ERP_URL", "REPLENISH_DB_URL"):  # the environment wins
+        monkeypatch.delenv(name, raising=False)
     with pytest.raises(ConfigurationError, match=r"REPLENISH_ERP_URL_BLOCK='no-such-url'.*Secret"):
         Settings(erp_url_block="no-such-url").erp()
     Secret(value="   ").save("blank-url", overwrite=True)
