@@ -38,6 +38,7 @@ statistics of the others: they are demand.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -50,34 +51,76 @@ from replenish.model import CANCELLED_SALES_STATUSES
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+#: The series are scored in blocks of whole series of about this many counted
+#: lines: the per-line temporaries of the formula (a dozen arrays) are then
+#: those of one block, not of every line (28 M lines in one block took
+#: ~5 GB above the frame). The scores do not depend on it.
+BLOCK_LINES = 2_000_000
+_NS_PER_DAY = 86_400 * 10**9
+#: Why a counted line was not scored, by ``SpikeScores.exempt_code``.
+_EXEMPT_WHY = ("", "promotion", "released", "channel")
+
 
 @dataclass(frozen=True)
 class SpikeScores:
-    """Per sales line (in the order of the input frame)."""
+    """Per sales line (in the order of the input frame).
+
+    ``mean``, ``std`` and ``days`` are per line, unless :func:`spike_scores`
+    kept them for the likely spikes only (``stats_from``): they are then
+    aligned with ``stats_rows``. :meth:`stats` reads them either way.
+    """
 
     score: FloatArray  # (qty − μ) / σ; NaN: not scored
     mean: FloatArray  # μ': mean daily demand of the series' other days with demand
     std: FloatArray  # σ: the standard deviation used (after the Poisson floor)
     days: IntArray  # n': the series' other days with demand
-    #: why a scored-looking line was not scored: "", "channel", "released", "promotion"
-    exempt: npt.NDArray[np.object_]
+    #: per line, the index in ``_EXEMPT_WHY`` of why it was not scored (0: it was not exempt)
+    exempt_code: npt.NDArray[np.int8]
+    #: the lines ``mean``, ``std`` and ``days`` describe (ascending); None: every line
+    stats_rows: IntArray | None = None
+
+    @property
+    def exempt(self) -> npt.NDArray[np.object_]:
+        """Why a scored-looking line was not scored: "", "channel", "released", "promotion"."""
+        why: npt.NDArray[np.object_] = np.array(_EXEMPT_WHY, dtype=object)[self.exempt_code]
+        return why
+
+    def stats(self, lines: IntArray) -> tuple[FloatArray, FloatArray, IntArray]:
+        """``(mean, std, days)`` of ``lines`` (positions).
+
+        Raises:
+            KeyError: the statistics of one of the lines were not kept.
+        """
+        if self.stats_rows is None:
+            return self.mean[lines], self.std[lines], self.days[lines]
+        kept = self.stats_rows
+        at = np.minimum(np.searchsorted(kept, lines), max(len(kept) - 1, 0))
+        if len(lines) and (len(kept) == 0 or not np.array_equal(kept[at], lines)):
+            raise KeyError("spike statistics of lines that were not kept (stats_from)")
+        return self.mean[at], self.std[at], self.days[at]
 
 
-def _codes(values: pd.Series) -> tuple[IntArray, pd.Index]:
-    """Integer codes (-1: missing) and the distinct values; a categorical's own codes."""
+def _codes(values: pd.Series) -> tuple[npt.NDArray[np.signedinteger], pd.Index]:
+    """Integer codes (-1: missing) and the distinct values; a categorical's own
+    codes (1, 2 or 4 bytes a line, not widened)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        cat_codes = np.asarray(values.cat.codes, dtype=np.int64)
-        return cat_codes, pd.Index(values.cat.categories)
+        return np.asarray(values.cat.codes), pd.Index(values.cat.categories)
     codes, uniques = pd.factorize(values)
-    int_codes: IntArray = np.asarray(codes, dtype=np.int64)
-    return int_codes, pd.Index(uniques)
+    return np.asarray(codes), pd.Index(uniques)
+
+
+def _floats(values: pd.Series) -> FloatArray:
+    """The values as float64, missing as NaN; no copy when they are that already."""
+    if values.dtype == np.float64:
+        return np.asarray(values.to_numpy(), dtype=np.float64)
+    return np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
 
 def _counted(sales: pd.DataFrame) -> npt.NDArray[np.bool_]:
     codes, names = _codes(sales["status"])
     lowered = pd.Index(np.asarray(names, dtype=object)).astype("string").str.strip().str.lower()
     cancelled = np.append(np.asarray(lowered.isin(CANCELLED_SALES_STATUSES), dtype=bool), False)
-    qty = sales["qty"].to_numpy(dtype=np.float64, na_value=np.nan)
+    qty = _floats(sales["qty"])
     with np.errstate(invalid="ignore"):
         return np.asarray(~cancelled[codes] & (qty > 0), dtype=bool)
 
@@ -86,6 +129,9 @@ def _in(values: pd.Series, members: Collection[str], *, fold: bool) -> npt.NDArr
     """``values`` in ``members``, comparing the few distinct values only."""
     if not members:
         return np.zeros(len(values), dtype=bool)
+    if not fold and not isinstance(values.dtype, pd.CategoricalDtype):
+        # nearly unique ids (order ids): no table of their distinct values
+        return np.asarray(values.isin(list(members)).fillna(False), dtype=bool)
     codes, names = _codes(values)
     index = pd.Index(np.asarray(names, dtype=object)).astype("string")
     wanted = {m.strip().lower() for m in members} if fold else set(members)
@@ -93,6 +139,30 @@ def _in(values: pd.Series, members: Collection[str], *, fold: bool) -> npt.NDArr
         index = index.str.strip().str.lower()
     hit = np.append(np.asarray(index.isin(wanted), dtype=bool), False)
     return np.asarray(hit[codes], dtype=bool)
+
+
+def _day_numbers(stamps: pd.Series) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
+    """The day of each timestamp (days since 1970-01-01, as ``datetime64[D]``
+    counts them) and where it is missing."""
+    ns = stamps.to_numpy(dtype="datetime64[ns]")
+    missing = np.isnat(ns)
+    out = np.zeros(len(ns), dtype=np.int32)
+    for lo in range(0, len(ns), BLOCK_LINES):
+        part = ns[lo : lo + BLOCK_LINES].astype("datetime64[D]").astype(np.int64)
+        out[lo : lo + BLOCK_LINES] = np.where(missing[lo : lo + BLOCK_LINES], 0, part)
+    return out, missing
+
+
+def _series_blocks(series: npt.NDArray[np.signedinteger], n_series: int) -> list[tuple[int, int]]:
+    """Ranges of series codes of about :data:`BLOCK_LINES` lines each."""
+    cum = np.cumsum(np.bincount(series, minlength=n_series))
+    total = int(cum[-1]) if len(cum) else 0
+    blocks = max(1, -(-total // BLOCK_LINES))
+    if blocks == 1:
+        return [(0, n_series)]
+    cuts = np.searchsorted(cum, np.arange(1, blocks) * (total / blocks)) + 1
+    bounds = sorted({0, n_series, *(int(c) for c in cuts if 0 < c < n_series)})
+    return list(itertools.pairwise(bounds))
 
 
 def spike_scores(
@@ -103,6 +173,7 @@ def spike_scores(
     exempt_channels: Collection[str] = (),
     released_orders: Collection[str] = (),
     include: npt.NDArray[np.bool_] | None = None,
+    stats_from: float | None = None,
 ) -> SpikeScores:
     """Score every line of ``sales``; see the module docstring for the formula
     and what is not scored.
@@ -118,65 +189,111 @@ def spike_scores(
         released_orders: order ids whose lines are not scored (exact match).
         include: lines to consider at all (default: every line); the others
             (e.g. rows the gate rejected) neither count nor are scored.
+        stats_from: keep ``mean``, ``std`` and ``days`` only for the lines
+            scored at least this (the gate passes ``k``: the spikes it
+            explains) instead of three arrays of the frame's length.
     """
     if min_days < 2:
         raise ValueError("min_days must be >= 2 (a standard deviation needs two days)")
     n_lines = len(sales)
-    score = np.full(n_lines, np.nan)
-    mean = np.full(n_lines, np.nan)
-    std = np.full(n_lines, np.nan)
-    days = np.zeros(n_lines, dtype=np.int64)
-    exempt = np.full(n_lines, "", dtype=object)
+    full = stats_from is None
+    out = SpikeScores(
+        score=np.full(n_lines, np.nan),
+        mean=np.full(n_lines if full else 0, np.nan),
+        std=np.full(n_lines if full else 0, np.nan),
+        days=np.zeros(n_lines if full else 0, dtype=np.int64),
+        exempt_code=np.zeros(n_lines, dtype=np.int8),
+        stats_rows=None if full else np.zeros(0, dtype=np.int64),
+    )
     if n_lines == 0:
-        return SpikeScores(score, mean, std, days, exempt)
+        return out
 
     counted = _counted(sales)
     sku_codes, skus = _codes(sales["sku"])
     loc_codes, locs = _codes(sales["location_id"])
-    series = sku_codes.astype(np.int64) * max(len(locs), 1) + loc_codes
-    day = sales["ordered_at"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
-    day_no = day.astype(np.int64)
-    counted &= (sku_codes >= 0) & (loc_codes >= 0) & ~np.isnat(day)
+    n_locs = max(len(locs), 1)
+    n_series = max(len(skus), 1) * n_locs
+    wide = np.int32 if n_series < 2**31 else np.int64
+    series = np.add(sku_codes.astype(wide) * n_locs, loc_codes, dtype=wide)
+    day_no, no_day = _day_numbers(sales["ordered_at"])
+    counted &= (sku_codes >= 0) & (loc_codes >= 0) & ~no_day
+    del no_day
     if include is not None:
         counted &= include
+    if not counted.any():
+        return out
+    qty_all = _floats(sales["qty"])
 
-    rows = np.flatnonzero(counted)
-    if len(rows) == 0:
-        return SpikeScores(score, mean, std, days, exempt)
-    qty = sales["qty"].to_numpy(dtype=np.float64, na_value=np.nan)[rows]
-    s = series[rows]
-    span = int(day_no[rows].max() - day_no[rows].min()) + 1
-    series_day = s * span + (day_no[rows] - day_no[rows].min())
-    sd_codes, sd_keys = pd.factorize(series_day)
-    daily = np.bincount(sd_codes, weights=qty)  # D per series-day
-    sd_series = np.asarray(sd_keys, dtype=np.int64) // span
-    n_series = int(series.max()) + 1
-    n = np.bincount(sd_series, minlength=n_series).astype(np.float64)
-    s1 = np.bincount(sd_series, weights=daily, minlength=n_series)
-    s2 = np.bincount(sd_series, weights=daily * daily, minlength=n_series)
-
-    d_t = daily[sd_codes]
-    n1 = n[s] - 1.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mu = (s1[s] - d_t) / n1
-        var = np.maximum(s2[s] - d_t * d_t - n1 * mu * mu, 0.0) / (n1 - 1.0)
-        sigma = np.maximum(np.sqrt(var), np.sqrt(np.maximum(mu, 0.0)))
-        z = (qty - mu) / sigma
-    enough = n1 >= min_days
-    mean[rows] = np.where(n1 >= 1, mu, np.nan)
-    std[rows] = np.where(n1 >= 2, sigma, np.nan)
-    days[rows] = n1.astype(np.int64)
-    score[rows] = np.where(enough & np.isfinite(z), z, np.nan)
+    kept: list[tuple[IntArray, FloatArray, FloatArray, IntArray]] = []
+    blocks = _series_blocks(series[counted], n_series)
+    for lo, hi in blocks:
+        if len(blocks) == 1:
+            rows = np.flatnonzero(counted)
+        else:
+            rows = np.flatnonzero(counted & (series >= lo) & (series < hi))
+        if len(rows) == 0:
+            continue
+        mu, sigma, n1, z = _leave_one_day_out(series[rows], day_no[rows], qty_all[rows])
+        enough = n1 >= min_days
+        out.score[rows] = np.where(enough & np.isfinite(z), z, np.nan)
+        mean = np.where(n1 >= 1, mu, np.nan)
+        std = np.where(n1 >= 2, sigma, np.nan)
+        days = n1.astype(np.int64)
+        if full:
+            out.mean[rows], out.std[rows], out.days[rows] = mean, std, days
+        else:
+            assert stats_from is not None
+            keep = out.score[rows] >= stats_from
+            kept.append((rows[keep], mean[keep], std[keep], days[keep]))
+        del rows, mu, sigma, n1, z, enough, mean, std, days
+    del series, qty_all
 
     # exemptions: kept in the statistics, not scored
     by_channel = _in(sales["channel"], exempt_channels, fold=True)
     by_order = _in(sales["order_id"], released_orders, fold=False)
-    on_promo = _promotion_days(sales, promotions, sku_codes, skus, loc_codes, locs, day)
-    for flag, why in ((on_promo, "promotion"), (by_order, "released"), (by_channel, "channel")):
+    on_promo = _promotion_days(sales, promotions, sku_codes, skus, loc_codes, locs, day_no)
+    for flag, why in ((on_promo, 1), (by_order, 2), (by_channel, 3)):
         hit = flag & counted
-        exempt[hit] = why
-        score[hit] = np.nan
-    return SpikeScores(score, mean, std, days, exempt)
+        out.exempt_code[hit] = why
+        out.score[hit] = np.nan
+    if full or not kept:
+        return out
+    rows = np.concatenate([k[0] for k in kept])
+    return SpikeScores(
+        out.score,
+        np.concatenate([k[1] for k in kept]),
+        np.concatenate([k[2] for k in kept]),
+        np.concatenate([k[3] for k in kept]),
+        out.exempt_code,
+        rows,
+    )
+
+
+def _leave_one_day_out(
+    s: npt.NDArray[np.signedinteger], day_no: npt.NDArray[np.int32], qty: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """μ', σ, n' and the score of each counted line of whole series ``s``."""
+    first = int(day_no.min())
+    span = int(day_no.max()) - first + 1
+    base = int(s.min())
+    series_day = (s - base).astype(np.int64) * span + (day_no - first)
+    sd_codes, sd_keys = pd.factorize(series_day)
+    del series_day
+    daily = np.bincount(sd_codes, weights=qty)  # D per series-day
+    sd_series = np.asarray(sd_keys, dtype=np.int64) // span
+    n_series = int(s.max()) - base + 1
+    n = np.bincount(sd_series, minlength=n_series).astype(np.float64)
+    s1 = np.bincount(sd_series, weights=daily, minlength=n_series)
+    s2 = np.bincount(sd_series, weights=daily * daily, minlength=n_series)
+    local = s - base
+    d_t = daily[sd_codes]
+    n1 = n[local] - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = (s1[local] - d_t) / n1
+        var = np.maximum(s2[local] - d_t * d_t - n1 * mu * mu, 0.0) / (n1 - 1.0)
+        sigma = np.maximum(np.sqrt(var), np.sqrt(np.maximum(mu, 0.0)))
+        z = (qty - mu) / sigma
+    return mu, sigma, n1, z
 
 
 def _promotion_days(
@@ -186,7 +303,7 @@ def _promotion_days(
     skus: pd.Index,
     loc_codes: IntArray,
     locs: pd.Index,
-    day: npt.NDArray[np.datetime64],
+    day: npt.NDArray[np.int32],
 ) -> npt.NDArray[np.bool_]:
     """Lines ordered on a day of a promotion of their SKU (at their location,
     or anywhere when the promotion's location is empty)."""
@@ -212,8 +329,8 @@ def _promotion_days(
         {
             "sku": p_sku,
             "loc": p_loc,
-            "start": promo["start_date"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]"),
-            "end": promo["end_date"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]"),
+            "start": _day_numbers(promo["start_date"])[0],
+            "end": _day_numbers(promo["end_date"])[0],
         }
     )
     pairs = left.merge(right, on="sku")
