@@ -296,15 +296,11 @@ def read_incremental(
     with_verdicts = mode != "direct"
     frames: dict[str, pd.DataFrame] = {}
     known: KnownVerdicts | None = None
-    for name, date_col in DATE_COLUMNS.items():
+    for name in DATE_COLUMNS:
         verdicts = with_verdicts and name == VERDICT_DATASET
-        cached = _cached(store, name, window, channels, cached_from_erp, verdicts)
-        from_erp = cached["source"] == ERP_SOURCE
-        # the ERP's rows from the re-read start are the fresh ones
-        old_enough = cached[date_col] < sales_from  # NaT: not old enough
-        keep = ~from_erp | old_enough
-        if not keep.all():
-            cached = _unused_categories_removed(cached[keep])
+        # the ERP's rows from the re-read start are the fresh ones: the read
+        # leaves them out (no copy of the cached rows to drop them)
+        cached = _cached(store, name, window, channels, cached_from_erp, verdicts, sales_from)
         channel_rows = int((cached["source"] != ERP_SOURCE).sum())
         if name == "sales_order_lines":
             report.channel_lines = channel_rows
@@ -341,13 +337,6 @@ def read_incremental(
     if known is not None:
         snapshot = SnapshotWithVerdicts.of(snapshot, known)
     return snapshot, report
-
-
-def _unused_categories_removed(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` whose categoricals hold only the values it has (as a read of
-    these rows gives them)."""
-    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
-    return frame.assign(**{c: frame[c].cat.remove_unused_categories() for c in cats})
 
 
 def _known_verdicts(
@@ -457,13 +446,16 @@ def _cached(
     channels: list[str],
     with_erp: bool,
     with_verdicts: bool = False,
+    fresh_from: datetime | None = None,
 ) -> pd.DataFrame:
     """The cached rows of ``table`` in the window (with their ``source``, and
     for sales lines ``with_verdicts`` their gate verdicts): the channels',
     and the ERP's when ``with_erp``. Reading every source is a table scan,
     the fastest way to read most of the cache; the channels alone go through
-    the source index."""
+    the source index. ``fresh_from``: the ERP's rows dated from then on (and
+    undated ones) are left out: tonight's read has them."""
     sources = None if with_erp else channels
+    left_out = {ERP_SOURCE: fresh_from} if with_erp and fresh_from is not None else None
     if table == "sales_order_lines":
         return store.cached_sales(
             window.start,
@@ -473,7 +465,14 @@ def _cached(
             with_source=True,
             with_verdicts=with_verdicts,
             lean=True,
+            left_out_from=left_out,
         )
     return store.cached_returns(
-        window.start, window.end, window.skus, sources=sources, with_source=True, lean=True
+        window.start,
+        window.end,
+        window.skus,
+        sources=sources,
+        with_source=True,
+        lean=True,
+        left_out_from=left_out,
     )

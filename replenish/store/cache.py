@@ -4,12 +4,16 @@ What :class:`replenish.store.Store` uses to keep ``sales_cache`` and
 ``returns_cache`` (docs/incremental.md): which rows can be cached, how a
 frame becomes rows, and the one bulk upsert per back end:
 
-* SQLite: ``INSERT ... ON CONFLICT (key) DO UPDATE`` through the driver's
-  ``executemany``;
+* SQLite: ``executemany`` into a temporary table, then one
+  ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE``;
 * PostgreSQL (psycopg 3): ``COPY`` into a temporary table, then one
   ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE``;
-* MariaDB / MySQL: ``INSERT ... ON DUPLICATE KEY UPDATE``, which PyMySQL
-  sends as multi-row statements.
+* MariaDB / MySQL: ``executemany`` into a temporary table (PyMySQL sends
+  multi-row statements), then ``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE``.
+
+The batch's keys already cached are counted on the temporary table (one join
+on the primary key), so the caller keeps each source's row count without
+counting the table (a full count of millions of rows, several a night).
 
 Timestamps are written as ``YYYY-MM-DD HH:MM:SS.ffffff`` text, the form
 SQLAlchemy itself stores in SQLite (so range queries compare like with like)
@@ -201,13 +205,20 @@ def upsert(
     rows: Sequence[tuple[Any, ...]],
     *,
     new_keys: bool = False,
-) -> None:
+) -> int:
     """Insert ``rows`` into the cache table of ``table``; a row whose key is
     there already replaces it. ``new_keys``: the caller knows no row's key is
     cached (the source's rows were all deleted first): a plain bulk insert.
-    In the caller's transaction."""
+    In the caller's transaction. Returns how many rows replaced a cached one
+    (the others are new): the caller keeps the source's row counts from it
+    instead of counting the table.
+
+    Upserted through a temporary table (``replenish_cache_in``, dropped
+    again): the batch is bulk-inserted there, its keys already cached are
+    counted with one join on the primary key, and one ``INSERT ... SELECT``
+    upserts it (PostgreSQL: ``COPY`` into the temporary table)."""
     if not rows:
-        return
+        return 0
     cache = CACHE_TABLES[table]
     q = conn.dialect.identifier_preparer.quote
     name = q(cache.name)
@@ -222,17 +233,45 @@ def upsert(
             f"not {backend!r}"
         )
     if backend == "postgresql" and conn.dialect.driver == "psycopg":
-        _copy(conn, name, cols, rows, None if new_keys else (on_key, sets))
-        return
+        return _copy(conn, name, cols, rows, None if new_keys else (key, sets))
     marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(columns))
-    sql = f"INSERT INTO {name} ({cols}) VALUES ({marks})"
-    if not new_keys and backend in {"mysql", "mariadb"}:
-        sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in sets)
-    elif not new_keys:
-        updates = ", ".join(f"{c} = excluded.{c}" for c in sets)
-        sql += f" ON CONFLICT ({on_key}) DO UPDATE SET {updates}"
+    if new_keys:
+        sql = f"INSERT INTO {name} ({cols}) VALUES ({marks})"
+        for i in range(0, len(rows), _CHUNK):
+            conn.exec_driver_sql(sql, list(rows[i : i + _CHUNK]))
+        return 0
+    tmp = "replenish_cache_in"
+    conn.exec_driver_sql(f"DROP {'TEMPORARY ' if backend != 'sqlite' else ''}TABLE IF EXISTS {tmp}")
+    if backend == "sqlite":
+        conn.exec_driver_sql(f"CREATE TEMP TABLE {tmp} AS SELECT {cols} FROM {name} WHERE 0")
+    else:
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {tmp} LIKE {name}")
+    insert_tmp = f"INSERT INTO {tmp} ({cols}) VALUES ({marks})"
     for i in range(0, len(rows), _CHUNK):
-        conn.exec_driver_sql(sql, list(rows[i : i + _CHUNK]))
+        conn.exec_driver_sql(insert_tmp, list(rows[i : i + _CHUNK]))
+    replaced = _replaced(conn, tmp, name, key)
+    if backend == "sqlite":  # WHERE true: the parser's upsert-after-SELECT rule
+        updates = ", ".join(f"{c} = excluded.{c}" for c in sets)
+        conn.exec_driver_sql(
+            f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {tmp} WHERE true "
+            f"ON CONFLICT ({on_key}) DO UPDATE SET {updates}"
+        )
+    else:
+        updates = ", ".join(f"{c} = VALUES({c})" for c in sets)
+        conn.exec_driver_sql(
+            f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {tmp} "
+            f"ON DUPLICATE KEY UPDATE {updates}"
+        )
+    conn.exec_driver_sql(f"DROP {'TEMPORARY ' if backend != 'sqlite' else ''}TABLE {tmp}")
+    return replaced
+
+
+def _replaced(conn: Connection, tmp: str, name: str, key: Sequence[str]) -> int:
+    """How many rows of the temporary table ``tmp`` have a key cached in ``name``."""
+    q = conn.dialect.identifier_preparer.quote
+    on = " AND ".join(f"c.{q(k)} = t.{q(k)}" for k in key)
+    found = conn.exec_driver_sql(f"SELECT count(*) FROM {tmp} t JOIN {name} c ON {on}").scalar()
+    return int(found or 0)
 
 
 def _copy(
@@ -240,11 +279,12 @@ def _copy(
     name: str,
     cols: str,
     rows: Sequence[tuple[Any, ...]],
-    upsert_on: tuple[str, list[str]] | None,
-) -> None:
+    upsert_on: tuple[list[str], list[str]] | None,
+) -> int:
     """PostgreSQL: COPY the rows into the table, or, to upsert them, into a
     temporary table (dropped at commit) and from there in one
-    ``INSERT ... ON CONFLICT DO UPDATE``."""
+    ``INSERT ... ON CONFLICT DO UPDATE``. Returns the rows that replaced a
+    cached one."""
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
@@ -256,11 +296,15 @@ def _copy(
         with cur.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        if upsert_on is not None:
-            on_key, sets = upsert_on
-            updates = ", ".join(f"{c} = excluded.{c}" for c in sets)
-            cur.execute(
-                f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {target} "
-                f"ON CONFLICT ({on_key}) DO UPDATE SET {updates}"
-            )
-            cur.execute(f"DROP TABLE {target}")
+        if upsert_on is None:
+            return 0
+        key, sets = upsert_on
+        replaced = _replaced(conn, target, name, key)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in sets)
+        on_key = ", ".join(conn.dialect.identifier_preparer.quote(k) for k in key)
+        cur.execute(
+            f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {target} "
+            f"ON CONFLICT ({on_key}) DO UPDATE SET {updates}"
+        )
+        cur.execute(f"DROP TABLE {target}")
+    return replaced

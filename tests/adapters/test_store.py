@@ -214,6 +214,66 @@ def _by_key(frame: pd.DataFrame) -> dict[tuple[str, int], tuple[object, ...]]:
     }
 
 
+def _counted(store: Store, source: str) -> tuple[int, int]:
+    """The source's cached sales lines and returns, counted in the tables."""
+    with store.engine.connect() as c:
+        return tuple(  # type: ignore[return-value]
+            int(
+                c.exec_driver_sql(
+                    f"SELECT count(*) FROM {t} WHERE source = '{source}'"
+                ).scalar_one()
+            )
+            for t in ("sales_cache", "returns_cache")
+        )
+
+
+def test_ingest_and_prune_keep_the_row_counts_without_counting(any_db_url: str) -> None:
+    """The counts of ``sources()`` / ``IngestResult`` follow deletions, new
+    rows and rows that replace a cached one (here: a line whose date moved
+    across the re-read start), as a count of the table gives them."""
+    store = Store(any_db_url)
+    old = _lines(
+        ("SO-1", 1, "A-1", 2.0, T0, "shipped"),
+        ("SO-1", 2, "B-2", 1.0, T0 + timedelta(days=1), "shipped"),
+        ("SO-2", 1, "A-1", 4.0, T0 + timedelta(days=5), "open"),
+        ("SO-3", 1, "A-1", 1.0, None, "open"),
+    )
+    rets = _returns(("SO-1", "A-1", 1.0, T0), ("SO-2", "A-1", 1.0, T0 + timedelta(days=6)))
+    r1 = store.ingest("erp", old, rets, T0, replace_from=T0)
+    assert (r1.cached_lines, r1.cached_returns) == (4, 2) == _counted(store, "erp")
+    # re-read from day 4: SO-2 deleted, SO-3 (undated) deleted, SO-1/1 moved
+    # to day 4 (its cached row, dated before, is replaced), SO-4 new
+    again = _lines(
+        ("SO-1", 1, "A-1", 2.0, T0 + timedelta(days=4), "shipped"),
+        ("SO-4", 1, "A-1", 3.0, T0 + timedelta(days=6), "open"),
+    )
+    r2 = store.ingest(
+        "erp", again, _returns(), T0 + timedelta(days=8), replace_from=T0 + timedelta(days=4)
+    )
+    assert (r2.deleted_lines, r2.deleted_returns) == (2, 1)
+    assert (r2.cached_lines, r2.cached_returns) == (3, 1) == _counted(store, "erp")
+    # a plain upsert (a channel's way): one replaced, one new
+    r3 = store.ingest(
+        "erp",
+        _lines(("SO-1", 2, "B-2", 9.0, T0, "shipped"), ("SO-5", 1, "B-2", 1.0, T0, "open")),
+        _returns(("SO-1", "A-1", 2.0, T0)),
+        None,
+    )
+    assert (r3.cached_lines, r3.cached_returns) == (4, 1) == _counted(store, "erp")
+    assert store.prune("erp", T0 + timedelta(days=2)) == 3  # 2 lines, 1 return
+    state = store.sources().set_index("source").loc["erp"]
+    assert (int(state["rows"]), int(state["returns"])) == (2, 0) == _counted(store, "erp")
+    # the nightly read leaves the re-read week of a source out (undated too)
+    start = T0 - timedelta(days=1)
+    rows = store.cached_sales(start, left_out_from={"erp": T0 + timedelta(days=4)})
+    assert len(rows) == 0
+    rows = store.cached_sales(start, left_out_from={"erp": T0 + timedelta(days=5)})
+    assert list(rows["order_id"]) == ["SO-1"]
+    rows = store.cached_sales(start, lean=True, left_out_from={"shop": T0})
+    assert sorted(rows["order_id"].astype(str)) == ["SO-1", "SO-4"]
+    store.dispose()
+
+
 def test_ingest_upserts_replaces_and_keeps_the_watermark_moving_forward(
     any_db_url: str,
 ) -> None:
