@@ -38,9 +38,10 @@ Modes (:attr:`IncrementalReport.mode`):
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -456,18 +457,12 @@ def _cached(
     undated ones) are left out: tonight's read has them."""
     sources = None if with_erp else channels
     left_out = {ERP_SOURCE: fresh_from} if with_erp and fresh_from is not None else None
-    if table == "sales_order_lines":
-        return store.cached_sales(
-            window.start,
-            window.end,
-            window.skus,
-            sources=sources,
-            with_source=True,
-            with_verdicts=with_verdicts,
-            lean=True,
-            left_out_from=left_out,
-        )
-    return store.cached_returns(
+    read: Callable[..., pd.DataFrame] = (
+        functools.partial(store.cached_sales, with_verdicts=with_verdicts)
+        if table == "sales_order_lines"
+        else store.cached_returns
+    )
+    return read(
         window.start,
         window.end,
         window.skus,
