@@ -469,6 +469,8 @@ def test_yaml_profile_parameters_with_sql_in_them_are_bound_values(
 REVIEWED_SQL_BUILDERS = {
     ("replenish/store/cache.py", "upsert"),  # quoted cache names, driver parameters
     ("replenish/store/cache.py", "_copy"),  # quoted cache names, COPY FROM STDIN
+    ("replenish/store/cache.py", "_replaced"),  # quoted key columns, the code's temp table
+    ("replenish/store/__init__.py", "_bulk_insert"),  # quoted names; COPY rows / bound values
     ("replenish/sources/yaml_profile.py", "query_parameters"),  # the profile's SELECT
     ("replenish/sources/yaml_profile.py", "_statement"),  # the profile's SELECT, bound
 }
