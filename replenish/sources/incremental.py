@@ -270,7 +270,8 @@ def read_incremental(
         for name in _TABLES:
             reasons = uncacheable(name, fresh[name])
             bad = reasons.notna()
-            kept[name] = fresh[name][~bad]
+            # no copy of a batch of millions of lines when every row can be cached
+            kept[name] = fresh[name][~bad] if bad.any() else fresh[name]
             if name == VERDICT_DATASET:
                 cacheable = ~bad
             report.uncached += int(bad.sum())

@@ -829,16 +829,18 @@ class Store:
                     delete(rets).where(rets.c.source == source, rets.c.returned_at >= replace_from)
                 ).rowcount
             new_keys = reset or old is None  # nothing of the source is cached
-            replaced_lines = cache.upsert(
+            n_line_rows, replaced_lines = cache.upsert(
                 c, "sales_order_lines", line_cols, line_rows, new_keys=new_keys
             )
-            replaced_returns = cache.upsert(c, "returns", ret_cols, ret_rows, new_keys=new_keys)
+            n_ret_rows, replaced_returns = cache.upsert(
+                c, "returns", ret_cols, ret_rows, new_keys=new_keys
+            )
             # the source's rows: kept from what was deleted and written, not
             # counted (a count of the table reads every cached row's index entry)
             before_lines = 0 if old is None else int(old["rows"] or 0)
             before_returns = 0 if old is None else int(old["returns"] or 0)
-            n_lines = before_lines - deleted_lines + len(line_rows) - replaced_lines
-            n_returns = before_returns - deleted_returns + len(ret_rows) - replaced_returns
+            n_lines = before_lines - deleted_lines + n_line_rows - replaced_lines
+            n_returns = before_returns - deleted_returns + n_ret_rows - replaced_returns
             previous = old["watermark"] if old is not None else None
             if reset or previous is None:
                 new_watermark = watermark
@@ -859,14 +861,14 @@ class Store:
                 c.execute(insert(wm).values(source=source, **values))
             else:
                 c.execute(update(wm).where(wm.c.source == source).values(**values))
-            if c.dialect.name == "postgresql" and len(line_rows) > 10_000:
+            if c.dialect.name == "postgresql" and n_line_rows > 10_000:
                 # fresh statistics: a wide read of the cache then scans instead of
                 # walking the date index row by row
                 c.exec_driver_sql("ANALYZE sales_cache")
         return IngestResult(
             source=source,
-            lines=len(line_rows),
-            returns=len(ret_rows),
+            lines=n_line_rows,
+            returns=n_ret_rows,
             deleted_lines=deleted_lines,
             deleted_returns=deleted_returns,
             duplicates=dup_lines + dup_returns,

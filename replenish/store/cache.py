@@ -22,13 +22,17 @@ and one every server parses.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Column, Connection, String, Table
 
 from replenish import model
@@ -121,20 +125,43 @@ def uncacheable(table: str, frame: pd.DataFrame) -> pd.Series:
         if col.name not in frame.columns:
             continue
         s = frame[col.name]
-        todo = reasons.isna()
         if col.name in keys:
-            missing = todo & s.isna()
-            reasons[missing] = f"{col.name} is missing (the cache key is {', '.join(sorted(keys))})"
+            missing = np.asarray(s.isna(), dtype=bool) & reasons.isna().to_numpy()
+            if missing.any():
+                reasons[missing] = (
+                    f"{col.name} is missing (the cache key is {', '.join(sorted(keys))})"
+                )
         limit = _length(col)
-        if limit is not None:
-            text = s.astype("string")
-            too_long = reasons.isna() & (text.str.len() > limit).fillna(False).astype(bool)
-            reasons[too_long] = text[too_long].map(
+        if limit is None:
+            continue
+        too_long = _longer_than(s, limit) & reasons.isna().to_numpy()
+        if too_long.any():
+            text = s[too_long].astype("string")
+            reasons[too_long] = text.map(
                 lambda v, c=col.name, n=limit: (
                     f"{c} {v[:20]!r}... has {len(v)} characters, at most {n}"
                 )
             )
     return reasons
+
+
+def _longer_than(s: pd.Series, limit: int) -> npt.NDArray[np.bool_]:
+    """Which values of a text column have more than ``limit`` characters,
+    without a Python string a row for the lean columns: a categorical's
+    categories are measured once, Arrow strings in Arrow."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = pd.Index(s.cat.categories).astype("string")
+        long_cat = np.asarray((cats.str.len() > limit).fillna(False), dtype=bool)
+        if not long_cat.any():
+            return np.zeros(len(s), dtype=bool)
+        codes = np.asarray(s.cat.codes)
+        return (codes >= 0) & long_cat[np.maximum(codes, 0)]
+    if getattr(s.dtype, "storage", None) == "pyarrow":
+        arr = pa.chunked_array(s.array._pa_array)  # type: ignore[attr-defined]
+        lengths = pc.fill_null(pc.greater(pc.utf8_length(arr), limit), False)
+        return np.asarray(lengths.to_numpy(zero_copy_only=False), dtype=bool)
+    text = s.astype("string")
+    return np.asarray((text.str.len() > limit).fillna(False), dtype=bool)
 
 
 def _length(col: Column[Any]) -> int | None:
@@ -145,7 +172,7 @@ def prepare(table: str, source: str, frame: pd.DataFrame) -> tuple[pd.DataFrame,
     """The contract frame coerced, checked and de-duplicated on its cache key
     (the last row of a key wins); raise :class:`StoreError` naming the first
     row that cannot be cached. Returns (frame, duplicates dropped)."""
-    frame = model.coerce(table, frame)
+    frame = model.coerce(table, frame, copy=False)  # only read from here on
     reasons = uncacheable(table, frame)
     bad = reasons.dropna()
     if len(bad):
@@ -156,8 +183,10 @@ def prepare(table: str, source: str, frame: pd.DataFrame) -> tuple[pd.DataFrame,
             f"cannot cache {len(bad)} {label}(s) of source {source!r}: row {bad.index[0]} "
             f"({keys}): {bad.iloc[0]}"
         )
-    deduped = frame.drop_duplicates(list(key_columns(table)), keep="last")
-    return deduped, len(frame) - len(deduped)
+    repeated = np.asarray(frame.duplicated(list(key_columns(table)), keep="last"), dtype=bool)
+    if not repeated.any():  # the usual case: no copy of a batch of millions of rows
+        return frame, 0
+    return frame[~repeated], int(repeated.sum())
 
 
 def _values(s: pd.Series) -> list[Any]:
@@ -180,45 +209,55 @@ def stamp(value: datetime) -> str:
 
 
 def rows_of(
-    table: str, source: str, frame: pd.DataFrame, loaded_at: datetime
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """(cache columns, rows) for a prepared contract frame."""
+    table: str, source: str, frame: pd.DataFrame, loaded_at: datetime, chunk: int | None = None
+) -> tuple[list[str], Iterator[list[tuple[Any, ...]]]]:
+    """(cache columns, the rows in chunks of ``chunk``) for a prepared
+    contract frame. The rows are made one chunk at a time as they are
+    written: Python tuples of a whole batch (28 M lines at 100,000 series)
+    would take ~10 GB."""
     columns = [c.name for c in CACHE_TABLES[table].columns]
-    n = len(frame)
-    values: list[list[Any]] = []
-    for name in columns:
-        if name == "source":
-            values.append([source] * n)
-        elif name == "loaded_at":
-            values.append([stamp(loaded_at)] * n)
-        elif name == "verdict":  # a new or replaced line has failed nothing yet
-            values.append([None] * n)
-        else:
-            values.append(_values(frame[name]))
-    return columns, list(zip(*values, strict=True))
+    size = chunk or _CHUNK
+
+    def chunks() -> Iterator[list[tuple[Any, ...]]]:
+        for start in range(0, len(frame), size):
+            part = frame.iloc[start : start + size]
+            n = len(part)
+            values: list[list[Any]] = []
+            for name in columns:
+                if name == "source":
+                    values.append([source] * n)
+                elif name == "loaded_at":
+                    values.append([stamp(loaded_at)] * n)
+                elif name == "verdict":  # a new or replaced line has failed nothing yet
+                    values.append([None] * n)
+                else:
+                    values.append(_values(part[name]))
+            yield list(zip(*values, strict=True))
+
+    return columns, chunks()
 
 
 def upsert(
     conn: Connection,
     table: str,
     columns: Sequence[str],
-    rows: Sequence[tuple[Any, ...]],
+    chunks: Iterable[Sequence[tuple[Any, ...]]],
     *,
     new_keys: bool = False,
-) -> int:
-    """Insert ``rows`` into the cache table of ``table``; a row whose key is
-    there already replaces it. ``new_keys``: the caller knows no row's key is
-    cached (the source's rows were all deleted first): a plain bulk insert.
-    In the caller's transaction. Returns how many rows replaced a cached one
-    (the others are new): the caller keeps the source's row counts from it
-    instead of counting the table.
+) -> tuple[int, int]:
+    """Insert the rows of ``chunks`` (lists of rows, as :func:`rows_of` makes
+    them) into the cache table of ``table``; a row whose key is there already
+    replaces it. ``new_keys``: the caller knows no row's key is cached (the
+    source's rows were all deleted first): a plain bulk insert. In the
+    caller's transaction. Returns (rows written, rows that replaced a cached
+    one): the caller keeps the source's row counts from them instead of
+    counting the table.
 
     Upserted through a temporary table (``replenish_cache_in``, dropped
-    again): the batch is bulk-inserted there, its keys already cached are
-    counted with one join on the primary key, and one ``INSERT ... SELECT``
-    upserts it (PostgreSQL: ``COPY`` into the temporary table)."""
-    if not rows:
-        return 0
+    again): the batch is bulk-inserted there chunk by chunk, its keys already
+    cached are counted with one join on the primary key, and one
+    ``INSERT ... SELECT`` upserts it (PostgreSQL: ``COPY`` into the temporary
+    table)."""
     cache = CACHE_TABLES[table]
     q = conn.dialect.identifier_preparer.quote
     name = q(cache.name)
@@ -232,14 +271,21 @@ def upsert(
             "the demand cache supports SQLite, PostgreSQL and MariaDB/MySQL stores, "
             f"not {backend!r}"
         )
+    it = iter(chunks)
+    first = next((c for c in it if len(c)), None)
+    if first is None:
+        return 0, 0
+    todo = itertools.chain([first], it)
     if backend == "postgresql" and conn.dialect.driver == "psycopg":
-        return _copy(conn, name, cols, rows, None if new_keys else (key, sets))
+        return _copy(conn, name, cols, todo, None if new_keys else (key, sets))
     marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(columns))
+    written = 0
     if new_keys:
         sql = f"INSERT INTO {name} ({cols}) VALUES ({marks})"
-        for i in range(0, len(rows), _CHUNK):
-            conn.exec_driver_sql(sql, list(rows[i : i + _CHUNK]))
-        return 0
+        for rows in todo:
+            conn.exec_driver_sql(sql, list(rows))
+            written += len(rows)
+        return written, 0
     tmp = "replenish_cache_in"
     conn.exec_driver_sql(f"DROP {'TEMPORARY ' if backend != 'sqlite' else ''}TABLE IF EXISTS {tmp}")
     if backend == "sqlite":
@@ -247,8 +293,9 @@ def upsert(
     else:
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {tmp} LIKE {name}")
     insert_tmp = f"INSERT INTO {tmp} ({cols}) VALUES ({marks})"
-    for i in range(0, len(rows), _CHUNK):
-        conn.exec_driver_sql(insert_tmp, list(rows[i : i + _CHUNK]))
+    for rows in todo:
+        conn.exec_driver_sql(insert_tmp, list(rows))
+        written += len(rows)
     replaced = _replaced(conn, tmp, name, key)
     if backend == "sqlite":  # WHERE true: the parser's upsert-after-SELECT rule
         updates = ", ".join(f"{c} = excluded.{c}" for c in sets)
@@ -263,7 +310,7 @@ def upsert(
             f"ON DUPLICATE KEY UPDATE {updates}"
         )
     conn.exec_driver_sql(f"DROP {'TEMPORARY ' if backend != 'sqlite' else ''}TABLE {tmp}")
-    return replaced
+    return written, replaced
 
 
 def _replaced(conn: Connection, tmp: str, name: str, key: Sequence[str]) -> int:
@@ -278,15 +325,16 @@ def _copy(
     conn: Connection,
     name: str,
     cols: str,
-    rows: Sequence[tuple[Any, ...]],
+    chunks: Iterable[Sequence[tuple[Any, ...]]],
     upsert_on: tuple[list[str], list[str]] | None,
-) -> int:
+) -> tuple[int, int]:
     """PostgreSQL: COPY the rows into the table, or, to upsert them, into a
     temporary table (dropped at commit) and from there in one
-    ``INSERT ... ON CONFLICT DO UPDATE``. Returns the rows that replaced a
-    cached one."""
+    ``INSERT ... ON CONFLICT DO UPDATE``. Returns (rows written, rows that
+    replaced a cached one)."""
     raw = conn.connection.driver_connection
     assert raw is not None
+    written = 0
     with raw.cursor() as cur:
         target = name
         if upsert_on is not None:
@@ -294,10 +342,12 @@ def _copy(
             cur.execute(f"DROP TABLE IF EXISTS {target}")
             cur.execute(f"CREATE TEMPORARY TABLE {target} (LIKE {name}) ON COMMIT DROP")
         with cur.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            for rows in chunks:
+                for row in rows:
+                    copy.write_row(row)
+                written += len(rows)
         if upsert_on is None:
-            return 0
+            return written, 0
         key, sets = upsert_on
         replaced = _replaced(conn, target, name, key)
         updates = ", ".join(f"{c} = excluded.{c}" for c in sets)
@@ -307,4 +357,4 @@ def _copy(
             f"ON CONFLICT ({on_key}) DO UPDATE SET {updates}"
         )
         cur.execute(f"DROP TABLE {target}")
-    return replaced
+    return written, replaced

@@ -389,6 +389,40 @@ def test_ingest_refuses_rows_it_cannot_key_and_names_them(store_url: str) -> Non
     store.dispose()
 
 
+def test_ingest_of_lean_frames_names_too_long_values_and_writes_in_chunks(
+    any_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames as an ERP read gives them (categorical SKUs, Arrow order ids)
+    are checked without a Python string a row and written a chunk at a time:
+    every row arrives, the counts are kept, a too-long value is named."""
+    from replenish.sources.fastread import lean_frame
+
+    store = Store(any_db_url)
+    too_long = lean_frame("sales_order_lines", _lines(("SO-1", 1, "S" * 65, 1.0, T0, "open")))
+    assert isinstance(too_long["sku"].dtype, pd.CategoricalDtype)
+    with pytest.raises(StoreError, match=r"sku 'SSSS.*65 characters, at most 64"):
+        store.ingest("erp", too_long, _returns(), T0)
+    long_id = lean_frame("sales_order_lines", _lines(("O" * 65, 1, "A-1", 1.0, T0, "open")))
+    assert long_id["order_id"].dtype == "string[pyarrow]"
+    with pytest.raises(StoreError, match=r"order_id 'OOOO.*65 characters, at most 64"):
+        store.ingest("erp", long_id, _returns(), T0)
+
+    monkeypatch.setattr(cache, "_CHUNK", 7)
+    rows = [(f"SO-{i // 3}", i % 3 + 1, f"A-{i % 5}", 1.0, T0, "shipped") for i in range(50)]
+    batch = lean_frame("sales_order_lines", _lines(*rows))
+    first = store.ingest("erp", batch, _returns(), T0, replace_from=T0)
+    assert (first.lines, first.cached_lines, first.duplicates) == (50, 50, 0)
+    # again, with one line changed and a new one: an upsert of 51 rows in chunks of 7
+    again = _lines(*rows, ("SO-99", 1, "A-1", 2.0, T0, "open"))
+    again.loc[0, "qty"] = 5.0
+    second = store.ingest("erp", lean_frame("sales_order_lines", again), _returns(), T0)
+    assert (second.lines, second.cached_lines) == (51, 51)
+    cached = store.cached_sales(None).sort_values(["order_id", "line_no"], ignore_index=True)
+    assert len(cached) == 51
+    assert cached.set_index(["order_id", "line_no"]).loc[("SO-0", 1), "qty"] == 5.0
+    store.dispose()
+
+
 def test_ingest_is_all_or_nothing(any_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure after the lines are written (here: the connection drops while
     the returns are written) leaves the previous rows and watermark."""
@@ -401,7 +435,7 @@ def test_ingest_is_all_or_nothing(any_db_url: str, monkeypatch: pytest.MonkeyPat
     def drop_on_returns(conn, table, columns, rows, **kw):  # type: ignore[no-untyped-def]
         if table == "returns":
             raise OperationalError("INSERT", {}, ConnectionError("connection dropped"))
-        real(conn, table, columns, rows, **kw)
+        return real(conn, table, columns, rows, **kw)
 
     monkeypatch.setattr(cache, "upsert", drop_on_returns)
     later = T0 + timedelta(days=1)
