@@ -157,7 +157,7 @@ def _longer_than(s: pd.Series, limit: int) -> npt.NDArray[np.bool_]:
         codes = np.asarray(s.cat.codes)
         return (codes >= 0) & long_cat[np.maximum(codes, 0)]
     if getattr(s.dtype, "storage", None) == "pyarrow":
-        arr = pa.chunked_array(s.array._pa_array)  # type: ignore[attr-defined]
+        arr = pa.chunked_array(s.array._pa_array)
         lengths = pc.fill_null(pc.greater(pc.utf8_length(arr), limit), False)
         return np.asarray(lengths.to_numpy(zero_copy_only=False), dtype=bool)
     text = s.astype("string")
