@@ -566,6 +566,11 @@ def rerun_nightly(keep: Path, limit: float) -> int:
     state = json.loads((keep / "state.json").read_text())
     night2 = keep / "store-night2.db"
     shutil.copyfile(keep / "store.db", night2)
+    # the sealed copy of the cache's closed months goes with it (beside the file)
+    sealed = Path(f"{keep / 'store.db'}.sealed")
+    shutil.rmtree(f"{night2}.sealed", ignore_errors=True)
+    if sealed.is_dir():
+        shutil.copytree(sealed, f"{night2}.sealed")
     nightly = run_child(
         "nightly", state["erp_url"], f"sqlite:///{night2.as_posix()}", limit_gb=limit
     )

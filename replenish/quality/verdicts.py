@@ -102,6 +102,10 @@ class KnownVerdicts:
     #: (not on a replay, which leaves the cache alone)
     writable: bool = True
     dataset: str = VERDICT_DATASET
+    #: once the verdicts are written back, the ERP's cached lines ordered
+    #: before this month start may be sealed (replenish/store/sealed.py):
+    #: no later night re-reads them
+    seal_before: datetime | None = None
 
     def __post_init__(self) -> None:
         n = len(self.frame)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -48,9 +49,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from replenish import model
-from replenish.errors import ConfigurationError
+from replenish.errors import ConfigurationError, StoreError
 from replenish.quality.verdicts import (
     VERDICT_DATASET,
     KnownVerdicts,
@@ -83,6 +85,7 @@ DEFAULT_OVERLAP_DAYS = 7
 #: Days the ERP's cached sales are kept once they leave the history window.
 CACHE_MARGIN_DAYS = 31
 _TABLES = tuple(DATE_COLUMNS)  # sales_order_lines, returns
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -330,6 +333,10 @@ def read_incremental(
                 validated_from=window.start,
             )
             report.known_verdicts = known.known
+            if known.writable and report.watermark_after is not None:
+                # the next nights re-read from (watermark - overlap) on at the earliest
+                settled = _midnight(report.watermark_after - timedelta(days=overlap_days))
+                known.seal_before = datetime(settled.year, settled.month, 1)
 
     report.lines, report.returns = len(frames["sales_order_lines"]), len(frames["returns"])
     report.seconds_cache = time.perf_counter() - cache_started
@@ -413,6 +420,8 @@ def save_verdicts(store: Store, known: KnownVerdicts, new: NewVerdicts | None) -
     sources = known.sources[positions]
     verdicts = np.asarray(new.verdicts, dtype=object)
     keys = ["channel", "order_id", "line_no"]
+    # with their dates: a verdict on a line of the sealed copy voids the copy
+    columns = [*keys, "ordered_at"]
     frame = known.frame
     total = 0
     for source in sorted({str(s) for s in pd.unique(sources) if s is not None}):
@@ -422,13 +431,13 @@ def save_verdicts(store: Store, known: KnownVerdicts, new: NewVerdicts | None) -
         mine = positions[sources == source]
         verdict = verdicts[sources == source]
         rejected = verdict != ""
-        rows = pd.DataFrame(columns=[*keys, "verdict"])
+        rows = pd.DataFrame(columns=[*columns, "verdict"])
         if rejected.any():
             # a key read twice is cached once, as its last row: the rows of the
             # rejected lines' orders decide which verdict the cached row gets
             orders = frame["order_id"].iloc[mine[rejected]].dropna().unique()
             near = np.asarray(frame["order_id"].iloc[mine].isin(orders), dtype=bool)
-            rows = frame[keys].iloc[mine[near]].assign(verdict=verdict[near])
+            rows = frame[columns].iloc[mine[near]].assign(verdict=verdict[near])
             rows = rows.drop_duplicates(keys, keep="last")
             rows = rows[rows["verdict"] != ""]
         total += store.record_verdicts(
@@ -438,7 +447,20 @@ def save_verdicts(store: Store, known: KnownVerdicts, new: NewVerdicts | None) -
             validated_from=known.validated_from,
             rules=new.fingerprint,
         )
+    if known.seal_before is not None:
+        seal_history(store, known.seal_before)
     return total
+
+
+def seal_history(store: Store, before: datetime) -> int | None:
+    """Bring the sealed copy of the ERP's closed months up to ``before``
+    (:meth:`replenish.store.Store.seal`); a failure is logged, not raised:
+    the copy only makes the next nights faster."""
+    try:
+        return store.seal(ERP_SOURCE, before)
+    except (StoreError, OSError, pa.ArrowException) as e:
+        log.warning("the sealed copy of the demand cache was not updated: %s", e)
+        return None
 
 
 def _cached(

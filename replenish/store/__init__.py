@@ -21,6 +21,7 @@ from typing import Any, Final, TypeVar
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
@@ -54,7 +55,7 @@ from replenish.notify.rules import AlertRules
 from replenish.sources.db import is_write_conflict, make_engine, safe_url, translate_errors
 from replenish.sources.fastread import LEAN_COLUMNS, concat_frames, lean_frame, read_frame
 from replenish.store import alerts as alert_state
-from replenish.store import cache, drafts, fastcache
+from replenish.store import cache, drafts, fastcache, sealed
 from replenish.store.cache import ERP_SOURCE, IngestResult, SourceState, naive_utc
 from replenish.store.drafts import Decision, PublishResult, content_hash
 from replenish.store.models import (
@@ -835,6 +836,14 @@ class Store:
             n_ret_rows, replaced_returns = cache.upsert(
                 c, "returns", ret_cols, ret_rows, new_keys=new_keys
             )
+            # the sealed copy of older lines is void if this touched one of them
+            if reset or replaced_lines:  # a replaced line may be of any date
+                _unseal(c, source, None)
+            else:
+                dated = lines["ordered_at"].min() if len(lines) else pd.NaT
+                since = [d for d in (replace_from, dated) if d is not None and not pd.isna(d)]
+                if since:
+                    _unseal(c, source, min(pd.Timestamp(d).to_pydatetime() for d in since))
             # the source's rows: kept from what was deleted and written, not
             # counted (a count of the table reads every cached row's index entry)
             before_lines = 0 if old is None else int(old["rows"] or 0)
@@ -902,16 +911,18 @@ class Store:
         ``with_source``: a first column ``source`` says where each row is from.
         Row order is unspecified. Without ``sources`` (or ``skus``) the read is
         a table scan, the fastest way to read most of the cache.
-        ``with_verdicts``: a last column ``verdict`` (object: None, '' or the
-        failed checks) is the gate's cached row-level verdict
-        (docs/data-quality.md). ``lean``: the text columns of
+        ``with_verdicts``: a last column ``verdict`` (None/NaN, '' or the
+        failed checks; a categorical when ``lean``) is the gate's cached
+        row-level verdict (docs/data-quality.md). ``lean``: the text columns of
         :data:`replenish.sources.fastread.LEAN_COLUMNS` as an ERP read gives
         them (categoricals, Arrow-backed strings), ``source`` a categorical;
         built a column at a time (on PostgreSQL read through
         :func:`replenish.sources.fastread.read_frame`). ``left_out_from``:
         source -> date: that source's lines ordered from then on, and its
         undated ones, are left out (the nightly read's re-read week, which it
-        has in memory already).
+        has in memory already). A lean read with sources takes the ERP's
+        closed months from their sealed copy when there is a valid one
+        (replenish/store/sealed.py).
         """
         return self._cached(
             "sales_order_lines",
@@ -961,6 +972,7 @@ class Store:
         with_verdicts: bool = False,
         lean: bool = False,
         left_out_from: Mapping[str, datetime] | None = None,
+        use_sealed: bool = True,
     ) -> pd.DataFrame:
         t = cache.CACHE_TABLES[table]
         columns = list(model.CONTRACT[table])
@@ -981,7 +993,23 @@ class Store:
             return empty
         date_col = t.c[cache.DATE_COLUMNS[table]]
         sqlite = self.engine.dialect.name == "sqlite"
-        term = _unindexed(date_col) if sqlite else date_col
+        # the ERP's closed months from its sealed copy, when it has a valid one
+        sealed_part = None
+        if (
+            use_sealed
+            and table == "sales_order_lines"
+            and lean
+            and with_source
+            and skus is None
+            and (sources is None or ERP_SOURCE in sources)
+        ):
+            bounds = [naive_utc(end), naive_utc((left_out_from or {}).get(ERP_SOURCE))]
+            until = min((b for b in bounds if b is not None), default=None)
+            sealed_part = self._sealed_part(
+                ERP_SOURCE, naive_utc(start), until, passed, with_verdicts, lean
+            )
+        # most of the cache: a table scan; the rest of a sealed copy: the index
+        term = _unindexed(date_col) if sqlite and sealed_part is None else date_col
         conds: list[ColumnElement[bool]] = []
         if start is not None:
             conds.append(term >= naive_utc(start))
@@ -1009,6 +1037,19 @@ class Store:
                 base.where(t.c.sku.in_(wanted[i : i + 5000])) for i in range(0, len(wanted), 5000)
             ]
         )
+        if sealed_part is not None:  # per source, each through the (source, date) index
+            others = [str(x) for x in self.sources()["source"] if x != ERP_SOURCE]
+            if sources is not None:
+                others = [x for x in others if x in sources]
+            # each a range of the (source, date) index (an OR would make SQLite
+            # walk all of the source's entries)
+            statements = [
+                base.where(t.c.source == ERP_SOURCE, date_col >= sealed_part[2]),
+                base.where(t.c.source == ERP_SOURCE, date_col < sealed_part[3]),
+                base.where(t.c.source == ERP_SOURCE, date_col.is_(None)),
+            ]
+            if others:
+                statements.append(base.where(t.c.source.in_(others)))
         frames = []
         sqlite_file = fastcache.sqlite_file(self.url) if lean and sqlite else None
         with self._tx("cannot read the demand cache") as c:
@@ -1038,6 +1079,28 @@ class Store:
                         frame.loc[none, "verdict"] = None
                     frames.append(frame)
                 del rows
+        if sealed_part is not None:
+            state = self.source_state(ERP_SOURCE)
+            if state is None or state.seal_id != sealed_part[1]:  # voided meanwhile
+                return self._cached(
+                    table,
+                    start,
+                    end,
+                    skus,
+                    sources,
+                    with_source,
+                    with_verdicts=with_verdicts,
+                    lean=lean,
+                    left_out_from=left_out_from,
+                    use_sealed=False,
+                )
+            if len(sealed_part[0]):
+                if with_verdicts:  # the copy's verdicts are a categorical: the table's too
+                    for part in frames:
+                        v = part["verdict"]
+                        if not isinstance(v.dtype, pd.CategoricalDtype):
+                            part["verdict"] = pd.Categorical(v.astype(object).where(v.notna()))
+                frames.append(sealed_part[0])
         if not frames:
             return self._cached(
                 table, start, end, [], None, with_source, with_verdicts=with_verdicts, lean=lean
@@ -1048,6 +1111,8 @@ class Store:
             verdict = frame["verdict"]
             if isinstance(verdict.dtype, pd.CategoricalDtype):
                 out["verdict"] = verdict.array  # few distinct values; NaN: none yet
+            elif lean:  # as lean on every back end, with or without a sealed copy
+                out["verdict"] = pd.Categorical(verdict.astype(object).where(verdict.notna()))
             else:
                 text = verdict.astype(object).to_numpy()
                 text[pd.isna(text)] = None
@@ -1069,7 +1134,9 @@ class Store:
         The caller validated every line of the source without a verdict that
         was stamped (``loaded_at``) up to ``through`` and ordered from
         ``validated_from`` on; ``rejected`` (``channel, order_id, line_no,
-        verdict``) are those that failed a check: they keep their failed
+        verdict``, and best ``ordered_at``: a verdict on a line of the sealed
+        copy voids the copy, and without the dates any verdict does) are
+        those that failed a check: they keep their failed
         checks, the others pass, which the source's ``verdicts_through`` and
         ``verdicts_from`` record without writing a line. A line stamped later
         was cached after the validated read and is left alone. ``rules``: the
@@ -1094,6 +1161,7 @@ class Store:
                     .where(sales.c.source == source, sales.c.verdict.is_not(None))
                     .values(verdict=None)
                 )
+                _unseal(c, source, None)
             n = 0
             if len(rejected):
                 stmt = (
@@ -1118,6 +1186,12 @@ class Store:
                         strict=True,
                     )
                 ]
+                # a verdict on a line of the sealed copy voids it (the caller
+                # gives the lines' dates; without them, assume the worst)
+                if "ordered_at" not in rejected:
+                    _unseal(c, source, None)
+                elif rejected["ordered_at"].notna().any():
+                    _unseal(c, source, pd.Timestamp(rejected["ordered_at"].min()).to_pydatetime())
                 for i in range(0, len(params), _CHUNK):
                     n += c.execute(stmt, params[i : i + _CHUNK]).rowcount or 0
             before = old["verdicts_through"] if old["verdict_rules"] == rules else None
@@ -1144,6 +1218,191 @@ class Store:
             ).all()
         wanted = None if sources is None else set(sources)
         return {str(r[0]): (r[1], r[2]) for r in rows if wanted is None or str(r[0]) in wanted}
+
+    def seal(self, source: str, before: datetime) -> int | None:
+        """Bring ``source``'s sealed copy (replenish/store/sealed.py) up to
+        the lines ordered before ``before`` (a month start, rounded down to
+        one): the months it lacks are read from the table and written, or,
+        when there is no valid copy, every month. Returns the lines written,
+        0 when the copy was up to date, None when there is no copy (no place
+        for the files, the source not cached, a write voided it meanwhile)."""
+        root = sealed.sealed_root(self.url)
+        if root is None:
+            return None
+        before = datetime(before.year, before.month, 1)
+        files = sealed.SealedFiles(root, source)
+        wm, sales = cache.WATERMARKS_TABLE, cache.SALES_TABLE
+        with self._tx(f"cannot seal the cache of source {source!r}") as c:
+            if c.dialect.name == "sqlite":  # take the write lock now
+                c.execute(update(wm).where(wm.c.source == source).values(source=wm.c.source))
+            old = (
+                c.execute(select(wm).where(wm.c.source == source).with_for_update())
+                .mappings()
+                .first()
+            )
+            if old is None:
+                return None
+            seal_id, sealed_before = old["seal_id"], old["sealed_before"]
+            valid = seal_id is not None and not seal_id.startswith(sealed.PENDING)
+            first = self._sealed_first(files, seal_id) if valid else None
+            if valid and first is not None and sealed_before is not None:
+                if not files.has(seal_id, sealed.month_starts(first, sealed_before)):
+                    valid = False  # a file lost: a new copy
+                elif sealed_before >= before:
+                    return 0
+            if not (valid and first is not None and sealed_before is not None):
+                seal_id, sealed_before = sealed.new_seal_id(), None
+                oldest = c.execute(
+                    select(func.min(sales.c.ordered_at)).where(sales.c.source == source)
+                ).scalar()
+                if oldest is None:
+                    return None
+                first = max(_as_datetime(oldest), old["covered_from"] or datetime.min)
+            todo = sealed.month_starts(sealed_before or first, before)
+            if not todo:
+                return 0
+            c.execute(
+                update(wm)
+                .where(wm.c.source == source)
+                .values(seal_id=f"{sealed.PENDING}{seal_id}", sealed_before=before)
+            )
+        written = 0
+        if len(todo) > 2:  # a first copy: one scan of the table, split by month
+            lines = self._raw_lines(source, todo[0], before, scan=True)
+            when = lines.column("ordered_at")
+            for month in todo:
+                lo = pa.scalar(month, pa.timestamp("us"))
+                hi = pa.scalar(sealed.next_month(month), pa.timestamp("us"))
+                part = lines.filter(pc.and_(pc.greater_equal(when, lo), pc.less(when, hi)))
+                files.write(seal_id, month, part)
+                written += part.num_rows
+            del lines, when
+        else:  # a month or two more: through the date index
+            for month in todo:
+                part = self._raw_lines(source, month, sealed.next_month(month))
+                files.write(seal_id, month, part)
+                written += part.num_rows
+        with self._tx(f"cannot seal the cache of source {source!r}") as c:
+            done = c.execute(
+                update(wm)
+                .where(wm.c.source == source, wm.c.seal_id == f"{sealed.PENDING}{seal_id}")
+                .values(seal_id=seal_id)
+            ).rowcount
+        if not done:  # a write touched a sealed line meanwhile: the copy is void
+            files.drop_others(None)
+            return None
+        files.drop_others(seal_id)
+        if old["covered_from"] is not None:
+            files.drop_before(seal_id, old["covered_from"])
+        return written
+
+    @staticmethod
+    def _sealed_first(files: sealed.SealedFiles, seal_id: str) -> datetime | None:
+        """The first month of a sealed copy (its oldest file), or None."""
+        stems = sorted(f.stem for f in files.folder(seal_id).glob("*.arrow"))
+        return datetime.strptime(stems[0], "%Y-%m") if stems else None
+
+    def _raw_lines(
+        self, source: str, start: datetime, end: datetime | None, *, scan: bool = False
+    ) -> pa.Table:
+        """``source``'s cached sales lines ordered in [start, end) as stored
+        (raw verdict, ``loaded_at``), in the sealed files' schema. ``scan``:
+        most of the table: a table scan (SQLite: read and encoded batch by
+        batch, so only the encoded lines are held), not the date index."""
+        t = cache.SALES_TABLE
+        path = fastcache.sqlite_file(self.url)
+        term = _unindexed(t.c.ordered_at) if scan and path is not None else t.c.ordered_at
+        conds = [t.c.source == source, term >= start]
+        if end is not None:
+            conds.append(term < end)
+        cols = [
+            # the SQLite driver infers a column's type from its first rows, which
+            # may all be NULL: a sentinel instead (PostgreSQL refuses NUL in text)
+            func.coalesce(t.c.verdict, fastcache.NO_VERDICT).label("verdict")
+            if name == "verdict" and path is not None
+            else t.c[name]
+            for name in sealed.RAW_COLUMNS
+        ]
+        stmt = select(*cols).where(*conds)
+        with self._tx("cannot read the demand cache") as c:
+            arrow = None
+            if path is not None:
+                arrow = fastcache.read_sqlite_arrow(path, c, stmt, convert=sealed.normalise)
+            if arrow is None:
+                frame = read_frame(c, stmt)
+                for name in ("ordered_at", "loaded_at"):
+                    frame[name] = pd.to_datetime(frame[name])
+                for name in ("sku", "location_id", "status", "channel", "order_id", "verdict"):
+                    frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+                arrow = pa.Table.from_pandas(frame, preserve_index=False)
+        return sealed.normalise(arrow)
+
+    def _sealed_part(
+        self,
+        source: str,
+        start: datetime | None,
+        until: datetime | None,
+        passed: dict[str, tuple[datetime, datetime]],
+        with_verdicts: bool,
+        lean: bool,
+    ) -> tuple[pd.DataFrame, str, datetime, datetime] | None:
+        """``source``'s sealed lines ordered from ``start`` (to ``until``) as
+        :meth:`_cached` frames them, with the seal id, ``sealed_before`` and
+        where the copy's part starts (the table's part is the source's lines
+        ordered before it or from ``sealed_before`` on, and undated ones);
+        None without a valid, complete copy."""
+        root = sealed.sealed_root(self.url)
+        state = self.source_state(source) if root is not None else None
+        if root is None or state is None or state.seal_id is None:
+            return None
+        seal_id, sealed_before = state.seal_id, state.sealed_before
+        if seal_id.startswith(sealed.PENDING) or sealed_before is None:
+            return None
+        files = sealed.SealedFiles(root, source)
+        first = self._sealed_first(files, seal_id)
+        if first is None:
+            return None
+        since = max(d for d in (start, state.covered_from, first) if d is not None)
+        cap = sealed_before if until is None else min(until, sealed_before)
+        months = [
+            m for m in sealed.month_starts(first, cap) if m >= datetime(since.year, since.month, 1)
+        ]
+        arrow = files.read(seal_id, months, since, cap)
+        if arrow is None:
+            return None
+        n = arrow.num_rows
+        columns: dict[str, Any] = {
+            "source": pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(n, dtype=np.int32)), pa.array([source])
+            )
+        }
+        for name in model.CONTRACT["sales_order_lines"]:
+            columns[name] = arrow.column(name)
+        if with_verdicts:  # as _verdict_column says, from the raw verdict
+            verdict = arrow.column("verdict").cast(pa.string())
+            through_since = passed.get(source)
+            if through_since is not None:
+                through, validated_from = through_since
+                ok = pc.and_(
+                    pc.less_equal(
+                        arrow.column("loaded_at"), pa.scalar(through, pa.timestamp("us"))
+                    ),
+                    pc.greater_equal(
+                        arrow.column("ordered_at"), pa.scalar(validated_from, pa.timestamp("us"))
+                    ),
+                )
+                fill = pc.if_else(ok, "", fastcache.NO_VERDICT)
+            else:
+                fill = pa.repeat(pa.scalar(fastcache.NO_VERDICT, pa.string()), n)
+            columns["verdict"] = pc.coalesce(verdict, fill)
+        frame = fastcache.arrow_frame(
+            pa.table(columns),
+            "sales_order_lines",
+            dict(LEAN_COLUMNS["sales_order_lines"]) if lean else {},
+        )
+        if frame is None:
+            return None
+        return frame, seal_id, sealed_before, since
 
     def reset_source(self, source: str) -> None:
         """Forget ``source``: its cached rows and its watermark (a full refresh
@@ -1183,6 +1442,22 @@ class Store:
                 )
             )
         return int(n + n_returns)
+
+
+def _as_datetime(value: Any) -> datetime:
+    """A timestamp a driver returned (SQLite: maybe text) as a naive datetime."""
+    return pd.Timestamp(value).to_pydatetime()
+
+
+def _unseal(c: Connection, source: str, since: datetime | None) -> None:
+    """Void ``source``'s sealed copy (replenish/store/sealed.py) when a write
+    in this transaction may have touched a line ordered from ``since`` on
+    that the copy holds (None: any line)."""
+    wm = cache.WATERMARKS_TABLE
+    stmt = update(wm).where(wm.c.source == source, wm.c.seal_id.is_not(None))
+    if since is not None:
+        stmt = stmt.where(wm.c.sealed_before > naive_utc(since))
+    c.execute(stmt.values(seal_id=None, sealed_before=None))
 
 
 def _verdict_column(

@@ -70,6 +70,9 @@ class SourceState:
     verdict_rules: str | None = None
     verdicts_through: datetime | None = None
     verdicts_from: datetime | None = None
+    #: the sealed columnar copy of its closed months (replenish/store/sealed.py)
+    sealed_before: datetime | None = None
+    seal_id: str | None = None
 
 
 @dataclass

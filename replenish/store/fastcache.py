@@ -23,7 +23,7 @@ and a failed read falls back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -68,6 +68,26 @@ def read_sqlite_frame(
     columns, text columns lean as ``lean`` says (column -> ``category`` or
     ``arrow``), ``source`` a categorical, ``verdict`` objects (None: no
     verdict). None when the fast path cannot read it (see the module doc)."""
+    arrow = read_sqlite_arrow(path, conn, stmt)
+    if arrow is None:
+        return None
+    try:
+        return arrow_frame(arrow, table, lean)
+    except Exception as e:  # any surprise: the exact, slower read
+        log.info("demand cache read through sqlite3 (ADBC could not: %s)", str(e)[:200])
+        return None
+
+
+def read_sqlite_arrow(
+    path: str,
+    conn: Connection,
+    stmt: Select[Any],
+    convert: Callable[[pa.Table], pa.Table] | None = None,
+) -> pa.Table | None:
+    """The rows of ``stmt`` as the ADBC SQLite driver gives them (text
+    timestamps), or None when it cannot read them (see the module doc).
+    ``convert``: applied to each batch of rows as it is read (only the
+    converted batches are held)."""
     try:
         import adbc_driver_sqlite.dbapi as adbc
     except ImportError:
@@ -81,14 +101,23 @@ def read_sqlite_frame(
         with adbc.connect(path) as db, db.cursor() as cur:
             cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
             cur.execute(sql, params or None)
-            arrow = cur.fetch_arrow_table()
-        return _frame(arrow, table, lean)
+            if convert is None:
+                arrow: pa.Table = cur.fetch_arrow_table()
+                return arrow
+            reader = cur.fetch_record_batch()
+            parts = [convert(pa.Table.from_batches([batch])) for batch in reader]
+            if not parts:
+                return convert(reader.schema.empty_table())
+            return pa.concat_tables(parts)
     except Exception as e:  # any surprise: the exact, slower read
         log.info("demand cache read through sqlite3 (ADBC could not: %s)", str(e)[:200])
         return None
 
 
-def _frame(arrow: pa.Table, table: str, lean: dict[str, str]) -> pd.DataFrame | None:
+def arrow_frame(arrow: pa.Table, table: str, lean: dict[str, str]) -> pd.DataFrame | None:
+    """Cache rows read as Arrow (the SQLite driver, a sealed file) as a frame
+    of contract dtypes, as :func:`read_sqlite_frame` describes; None when a
+    column is not of a type it expects."""
     contract = model.CONTRACT[table]
     out: dict[str, Any] = {}
     for name in arrow.column_names:
@@ -97,7 +126,7 @@ def _frame(arrow: pa.Table, table: str, lean: dict[str, str]) -> pd.DataFrame | 
         t = col.type
         all_null = col.null_count == len(col)
         if name == "verdict":  # a categorical: few distinct verdicts
-            if not pa.types.is_string(t):
+            if not (pa.types.is_string(t) or _is_text_dictionary(t)):
                 return None
             encoded = pc.dictionary_encode(col.combine_chunks())
             texts = encoded.dictionary.to_pylist()
@@ -124,14 +153,14 @@ def _frame(arrow: pa.Table, table: str, lean: dict[str, str]) -> pd.DataFrame | 
             if all_null:
                 out[name] = np.full(len(col), np.datetime64("NaT"), dtype="datetime64[ns]")
                 continue
-            if not pa.types.is_string(t):
+            if not (pa.types.is_string(t) or pa.types.is_timestamp(t)):
                 return None
             stamps = pc.cast(col, pa.timestamp("us"))  # the cache's own text stamps
             out[name] = stamps.to_numpy(zero_copy_only=False).astype("datetime64[ns]")
         elif dtype == "string" or name == "source":
             if all_null:
                 col = pa.chunked_array([pa.nulls(len(col), pa.string())])
-            elif not pa.types.is_string(t):
+            elif not (pa.types.is_string(t) or _is_text_dictionary(t)):
                 return None
             how = "category" if name == "source" else lean.get(name)
             out[name] = text_column(col, how)
@@ -140,10 +169,17 @@ def _frame(arrow: pa.Table, table: str, lean: dict[str, str]) -> pd.DataFrame | 
     return pd.DataFrame(out, columns=arrow.column_names, copy=False)
 
 
+def _is_text_dictionary(t: pa.DataType) -> bool:
+    """Dictionary-encoded text (the sealed files' few-valued columns)."""
+    return bool(pa.types.is_dictionary(t) and pa.types.is_string(t.value_type))
+
+
 def text_column(col: pa.ChunkedArray | pa.Array, how: str | None) -> Any:
     """Arrow strings as pandas ``string``, Arrow-backed strings (``arrow``) or a
     categorical with sorted categories (``category``, as an ERP read gives)."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if _is_text_dictionary(arr.type) and how != "category":
+        arr = pc.cast(arr, pa.string())
     if how is None:
         return pd.array(arr.to_pylist(), dtype="string")
     if how == "arrow":

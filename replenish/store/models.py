@@ -289,6 +289,11 @@ class SourceWatermark(Base):
     verdict_rules: Mapped[str | None] = mapped_column(String(64))
     verdicts_through: Mapped[datetime | None] = mapped_column(PreciseDateTime)
     verdicts_from: Mapped[datetime | None] = mapped_column(PreciseDateTime)
+    #: the columnar copy of the source's closed months (migration 0006,
+    #: replenish/store/sealed.py): it holds the lines ordered before
+    #: ``sealed_before``; ``seal_id`` names its files (NULL: no valid copy)
+    sealed_before: Mapped[datetime | None] = mapped_column(PreciseDateTime)
+    seal_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class SalesCacheLine(Base):
