@@ -29,6 +29,7 @@ raised to the MOQ and rounded up to the pack size.
 from __future__ import annotations
 
 import math
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -245,16 +246,38 @@ def _plain(value: Any) -> Any:
         return None
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, pd.Timestamp):
+    if isinstance(value, pd.Timestamp | datetime | date):
         return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     return value
+
+
+class JsonReady(dict[str, Any]):
+    """A line's details whose values are JSON-ready already (plain Python
+    scalars, None, ISO text): stored as they are, not walked again."""
 
 
 def line_details(lines: pd.DataFrame) -> list[dict[str, Any]]:
     """Per line, the :data:`EXPLAIN_COLUMNS` present on ``lines`` as a plain
-    JSON object (unknown values → null)."""
+    JSON object (unknown values → null), made a column at a time."""
     cols = [c for c in EXPLAIN_COLUMNS if c in lines.columns]
-    return [
-        {c: _plain(v) for c, v in zip(cols, row, strict=True)}
-        for row in lines[cols].itertuples(index=False, name=None)
-    ]
+    values = [_plain_column(lines[c]) for c in cols]
+    return [JsonReady(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _plain_column(s: pd.Series) -> list[Any]:
+    """A column as :func:`_plain` makes each of its values."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return [None if v is pd.NaT else v.isoformat() for v in s]
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "fiub":  # one conversion, NaN -> None
+        arr = s.to_numpy()
+        out: list[Any] = arr.tolist()
+        if arr.dtype.kind == "f":
+            bad = np.flatnonzero(~np.isfinite(arr))
+            for i in bad.tolist():
+                out[i] = None
+        return out
+    return [_plain(v) for v in s.tolist()]

@@ -34,6 +34,7 @@ import pandas as pd
 from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from replenish.errors import StoreError
+from replenish.orders.explain import JsonReady
 from replenish.store.models import ApprovalDecision, DraftPurchaseOrder, DraftPurchaseOrderLine
 
 __all__ = [
@@ -129,7 +130,10 @@ def _line_records(po_lines: pd.DataFrame) -> list[dict[str, Any]]:
         rec = {k: _plain(r.get(k)) for k in _LINE_COLUMNS}
         rec["planned_qty"] = rec["qty"]
         details = r.get("details")
-        rec["details"] = jsonable(details) if isinstance(details, dict) else None
+        if isinstance(details, JsonReady):  # plain values already (line_details)
+            rec["details"] = details
+        else:
+            rec["details"] = jsonable(details) if isinstance(details, dict) else None
         records.append(rec)
     return records
 
