@@ -815,24 +815,29 @@ class Store:
             # increasing stamps in the order they commit (the gate's verdicts
             # rely on it, docs/incremental.md)
             loaded_at = datetime.now()
-            line_cols, line_rows = cache.rows_of("sales_order_lines", source, lines, loaded_at)
             ret_cols, ret_rows = cache.rows_of("returns", source, returns, loaded_at)
             deleted_lines = deleted_returns = 0
+            to_write, unchanged, changed = lines, 0, 0
             if reset:
                 deleted_lines = c.execute(delete(sales).where(sales.c.source == source)).rowcount
                 deleted_returns = c.execute(delete(rets).where(rets.c.source == source)).rowcount
             elif replace_from is not None:
-                for cond in (sales.c.ordered_at >= replace_from, sales.c.ordered_at.is_(None)):
-                    deleted_lines += c.execute(
-                        delete(sales).where(sales.c.source == source, cond)
-                    ).rowcount
+                if old is not None:  # the re-read window: only what changed is written
+                    diff = cache.diff_window(c, source, lines, replace_from, loaded_at)
+                    to_write, deleted_lines, changed = diff.write, diff.window, diff.changed
+                    unchanged = len(lines) - len(to_write)
                 deleted_returns = c.execute(
                     delete(rets).where(rets.c.source == source, rets.c.returned_at >= replace_from)
                 ).rowcount
             new_keys = reset or old is None  # nothing of the source is cached
+            line_cols, line_rows = cache.rows_of("sales_order_lines", source, to_write, loaded_at)
             n_line_rows, replaced_lines = cache.upsert(
                 c, "sales_order_lines", line_cols, line_rows, new_keys=new_keys
             )
+            # the window's lines the batch kept as they were, or changed, are not
+            # "replaced" (they are counted among the window's deleted lines)
+            n_line_rows += unchanged
+            replaced_lines -= changed
             n_ret_rows, replaced_returns = cache.upsert(
                 c, "returns", ret_cols, ret_rows, new_keys=new_keys
             )

@@ -33,7 +33,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Column, Connection, String, Table
+from sqlalchemy import Column, Connection, String, Table, bindparam, delete, or_, select, update
 
 from replenish import model
 from replenish.errors import StoreError
@@ -361,3 +361,93 @@ def _copy(
         )
         cur.execute(f"DROP TABLE {target}")
     return written, replaced
+
+
+@dataclass
+class WindowDiff:
+    """What a re-read batch changes among a source's cached lines of the
+    re-read window (:func:`diff_window`)."""
+
+    #: the batch's lines to write: new, or changed since they were cached
+    write: pd.DataFrame
+    #: cached lines of the window (all replaced or removed, as the batch says)
+    window: int
+    #: of those, lines the batch no longer has (deleted)
+    removed: int
+    #: of those, lines the batch changed (written again)
+    changed: int
+
+
+_DATA = ("sku", "location_id", "qty", "ordered_at", "status")
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keys and data of sales lines in one comparable form: text as Python
+    strings (None: missing), quantities as floats, dates in microseconds as
+    the cache keeps them (-1: none)."""
+    out = {}
+    for name in ("channel", "order_id", "sku", "location_id", "status"):
+        s = frame[name]
+        out[name] = s.astype(object).where(s.notna(), None).to_numpy()
+    out["line_no"] = pd.to_numeric(frame["line_no"]).astype("int64").to_numpy()
+    out["qty"] = pd.to_numeric(frame["qty"]).astype("float64").to_numpy()
+    when = pd.to_datetime(frame["ordered_at"]).to_numpy(dtype="datetime64[ns]")
+    us = when.astype("datetime64[us]").astype(np.int64)
+    out["ordered_at"] = np.where(np.isnat(when), -1, us)
+    return pd.DataFrame(out)
+
+
+def diff_window(
+    conn: Connection, source: str, lines: pd.DataFrame, since: datetime, loaded_at: datetime
+) -> WindowDiff:
+    """Compare a batch that holds everything ``source`` has from ``since`` on
+    (and its undated lines) with the cached lines of that window, in the
+    caller's transaction: delete the cached lines the batch no longer has,
+    stamp the window's other lines ``loaded_at`` with no verdict (as if
+    written again: the validation gate sees them anew), and return the batch's
+    lines that still need writing (new or changed). The re-read week of a
+    nightly run is mostly unchanged: rewriting it whole (a delete and an
+    insert of every line, with their index entries) took 20+ s at 100,000
+    series."""
+    t = SALES_TABLE
+    window = or_(t.c.ordered_at >= since, t.c.ordered_at.is_(None))
+    names = ["channel", "order_id", "line_no", *_DATA]
+    rows = conn.execute(select(*(t.c[n] for n in names)).where(t.c.source == source, window)).all()
+    keys = list(key_columns("sales_order_lines"))
+    batch = _canonical(lines)
+    cached = _canonical(pd.DataFrame(rows, columns=names))
+    merged = batch.reset_index().merge(
+        cached, on=keys, how="outer", suffixes=("", "_cached"), indicator=True
+    )
+    both = (merged["_merge"] == "both").to_numpy()
+    same = both.copy()
+    for name in _DATA:
+        a, b = merged[name], merged[f"{name}_cached"]
+        same &= ((a == b) | (a.isna() & b.isna())).to_numpy(dtype=bool)
+    gone = merged.loc[(merged["_merge"] == "right_only").to_numpy(), keys]
+    conn.execute(
+        update(t).where(t.c.source == source, window).values(loaded_at=loaded_at, verdict=None)
+    )
+    if len(gone):
+        stmt = delete(t).where(
+            t.c.source == source,
+            t.c.channel == bindparam("k_channel"),
+            t.c.order_id == bindparam("k_order_id"),
+            t.c.line_no == bindparam("k_line_no"),
+        )
+        params = [
+            {"k_channel": ch, "k_order_id": o, "k_line_no": int(n)}
+            for ch, o, n in zip(gone["channel"], gone["order_id"], gone["line_no"], strict=True)
+        ]
+        for i in range(0, len(params), _CHUNK):
+            conn.execute(stmt, params[i : i + _CHUNK])
+    from_batch = ~(merged["_merge"] == "right_only").to_numpy()
+    write = np.ones(len(lines), dtype=bool)
+    positions = merged["index"].to_numpy()[from_batch & same].astype(np.int64)
+    write[positions] = False
+    return WindowDiff(
+        write=lines[write] if not write.all() else lines,
+        window=len(cached),
+        removed=len(gone),
+        changed=int((both & ~same).sum()),
+    )

@@ -423,6 +423,57 @@ def test_ingest_of_lean_frames_names_too_long_values_and_writes_in_chunks(
     store.dispose()
 
 
+def test_a_re_read_window_writes_only_what_changed_and_stamps_the_rest_anew(
+    any_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-read window is compared with the cache: only new and changed lines
+    are written, lines gone are deleted, and the unchanged ones are stamped
+    with the batch's load time and lose their verdict, as if written again
+    (the gate validates a re-read line anew)."""
+    store = Store(any_db_url)
+    day = timedelta(days=1)
+    first = _lines(
+        ("SO-1", 1, "A-1", 2.0, T0, "shipped"),
+        ("SO-2", 1, "A-1", 4.0, T0 + 2 * day, "open"),
+        ("SO-3", 1, "B-2", 1.0, T0 + 3 * day, "open"),
+        ("SO-4", 1, "B-2", 1.0, T0 + 3 * day, "open"),
+    )
+    store.ingest("erp", first, _returns(), T0 + 4 * day, replace_from=T0)
+    until = store.source_state("erp").updated_at  # type: ignore[union-attr]
+    rejected = pd.DataFrame(
+        {"channel": ["web"], "order_id": ["SO-2"], "line_no": [1], "verdict": ["range:qty"]}
+    )
+    store.record_verdicts("erp", rejected, through=until, validated_from=T0, rules="r1")
+    written: list[int] = []
+    real = cache.upsert
+
+    def counting(conn, table, columns, rows, **kw):  # type: ignore[no-untyped-def]
+        rows = [list(chunk) for chunk in rows]
+        written.append(sum(len(chunk) for chunk in rows))
+        return real(conn, table, columns, rows, **kw)
+
+    monkeypatch.setattr(cache, "upsert", counting)
+    # from day 2: SO-2 unchanged, SO-3 shipped, SO-4 gone, SO-5 new
+    again = _lines(
+        ("SO-2", 1, "A-1", 4.0, T0 + 2 * day, "open"),
+        ("SO-3", 1, "B-2", 1.0, T0 + 3 * day, "shipped"),
+        ("SO-5", 1, "A-1", 3.0, T0 + 4 * day, "open"),
+    )
+    r = store.ingest("erp", again, _returns(), T0 + 5 * day, replace_from=T0 + 2 * day)
+    assert written[0] == 2  # SO-3 and SO-5: SO-2 was not written again
+    assert (
+        (r.lines, r.deleted_lines, r.cached_lines) == (3, 3, 4) == (3, 3, _counted(store, "erp")[0])
+    )
+    got = store.cached_sales(None, with_verdicts=True).set_index("order_id")
+    assert sorted(got.index) == ["SO-1", "SO-2", "SO-3", "SO-5"]
+    assert got.loc["SO-3", "status"] == "shipped"
+    assert got.loc["SO-2", "verdict"] is None  # stamped anew: not validated yet
+    with store.engine.connect() as c:
+        stamps = dict(c.exec_driver_sql("SELECT order_id, loaded_at FROM sales_cache").all())
+    assert stamps["SO-2"] == stamps["SO-5"] != stamps["SO-1"]
+    store.dispose()
+
+
 def test_ingest_is_all_or_nothing(any_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure after the lines are written (here: the connection drops while
     the returns are written) leaves the previous rows and watermark."""
