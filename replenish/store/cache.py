@@ -33,7 +33,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Column, Connection, String, Table, bindparam, delete, or_, select, update
+from sqlalchemy import Column, Connection, String, Table, bindparam, delete, select, update
 
 from replenish import model
 from replenish.errors import StoreError
@@ -410,9 +410,17 @@ def diff_window(
     insert of every line, with their index entries) took 20+ s at 100,000
     series."""
     t = SALES_TABLE
-    window = or_(t.c.ordered_at >= since, t.c.ordered_at.is_(None))
+    # two ranges of the (source, date) index: with an OR, SQLite walks every
+    # index entry of the source (28 M at 100,000 series) instead
+    parts = (t.c.ordered_at >= since, t.c.ordered_at.is_(None))
     names = ["channel", "order_id", "line_no", *_DATA]
-    rows = conn.execute(select(*(t.c[n] for n in names)).where(t.c.source == source, window)).all()
+    rows = [
+        row
+        for part in parts
+        for row in conn.execute(
+            select(*(t.c[n] for n in names)).where(t.c.source == source, part)
+        ).all()
+    ]
     keys = list(key_columns("sales_order_lines"))
     batch = _canonical(lines)
     cached = _canonical(pd.DataFrame(rows, columns=names))
@@ -425,9 +433,10 @@ def diff_window(
         a, b = merged[name], merged[f"{name}_cached"]
         same &= ((a == b) | (a.isna() & b.isna())).to_numpy(dtype=bool)
     gone = merged.loc[(merged["_merge"] == "right_only").to_numpy(), keys]
-    conn.execute(
-        update(t).where(t.c.source == source, window).values(loaded_at=loaded_at, verdict=None)
-    )
+    for part in parts:
+        conn.execute(
+            update(t).where(t.c.source == source, part).values(loaded_at=loaded_at, verdict=None)
+        )
     if len(gone):
         stmt = delete(t).where(
             t.c.source == source,
