@@ -56,6 +56,15 @@ IntArray = npt.NDArray[np.int64]
 #: those of one block, not of every line (28 M lines in one block took
 #: ~5 GB above the frame). The scores do not depend on it.
 BLOCK_LINES = 2_000_000
+#: Most cells (series × days) of the dense grid a block's daily demand is
+#: summed in (8 bytes a cell, plus 4 while the first line of each day is
+#: found); the blocks then hold at most this many cells over the history's
+#: span, and a block whose own span still makes more cells is keyed by a hash
+#: table instead. The scores do not depend on it.
+GRID_CELLS = 8_000_000
+#: Fewest series a block may be cut to for the grid's sake (a history of more
+#: than GRID_CELLS / this many days: the blocks are cut by lines only).
+_GRID_MIN_SERIES = 1024
 _NS_PER_DAY = 86_400 * 10**9
 #: Why a counted line was not scored, by ``SpikeScores.exempt_code``.
 _EXEMPT_WHY = ("", "promotion", "released", "channel")
@@ -153,16 +162,64 @@ def _day_numbers(stamps: pd.Series) -> tuple[npt.NDArray[np.int32], npt.NDArray[
     return out, missing
 
 
-def _series_blocks(series: npt.NDArray[np.signedinteger], n_series: int) -> list[tuple[int, int]]:
-    """Ranges of series codes of about :data:`BLOCK_LINES` lines each."""
-    cum = np.cumsum(np.bincount(series, minlength=n_series))
-    total = int(cum[-1]) if len(cum) else 0
+def _series_blocks(lines: IntArray, most_series: int | None) -> list[tuple[int, int]]:
+    """Ranges of series codes of about :data:`BLOCK_LINES` lines each (``lines``:
+    the counted lines of each series code) and, when ``most_series`` is given,
+    at most that many series with lines."""
+    n_series = len(lines)
+    cum = np.cumsum(lines)
+    total = int(cum[-1]) if n_series else 0
     blocks = max(1, -(-total // BLOCK_LINES))
-    if blocks == 1:
-        return [(0, n_series)]
-    cuts = np.searchsorted(cum, np.arange(1, blocks) * (total / blocks)) + 1
-    bounds = sorted({0, n_series, *(int(c) for c in cuts if 0 < c < n_series)})
-    return list(itertools.pairwise(bounds))
+    if most_series is None or int(np.count_nonzero(lines)) <= most_series:
+        if blocks == 1:
+            return [(0, n_series)]
+        cuts = np.searchsorted(cum, np.arange(1, blocks) * (total / blocks)) + 1
+        bounds = sorted({0, n_series, *(int(c) for c in cuts if 0 < c < n_series)})
+        return list(itertools.pairwise(bounds))
+    # greedy: about total / blocks lines and at most most_series series with lines a block
+    target = total / blocks
+    with_lines = np.cumsum(lines > 0)
+    out: list[tuple[int, int]] = []
+    lo = 0
+    while lo < n_series:
+        lines_before = int(cum[lo - 1]) if lo else 0
+        series_before = int(with_lines[lo - 1]) if lo else 0
+        by_lines = int(np.searchsorted(cum, lines_before + target)) + 1
+        by_series = int(np.searchsorted(with_lines, series_before + most_series, side="right"))
+        hi = min(n_series, max(lo + 1, min(by_lines, by_series)))
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def _block_rows(
+    counted: npt.NDArray[np.bool_],
+    series: npt.NDArray[np.signedinteger],
+    blocks: list[tuple[int, int]],
+) -> list[npt.NDArray[np.signedinteger]]:
+    """The counted lines (positions, ascending) of each block of series: one
+    pass over the lines, a :data:`BLOCK_LINES` slice at a time (not one mask
+    of every line per block)."""
+    n_lines = len(counted)
+    pos_type = np.int32 if n_lines < 2**31 else np.int64
+    if len(blocks) == 1:
+        return [np.flatnonzero(counted).astype(pos_type)]
+    bounds = np.array([lo for lo, _ in blocks] + [blocks[-1][1]], dtype=np.int64)
+    block_type = np.int16 if len(blocks) < 2**15 else np.int32
+    block_of = np.repeat(np.arange(len(blocks), dtype=block_type), np.diff(bounds))
+    pieces: list[list[npt.NDArray[np.signedinteger]]] = [[] for _ in blocks]
+    step = max(BLOCK_LINES, 1)
+    for lo in range(0, n_lines, step):
+        at = np.flatnonzero(counted[lo : lo + step])
+        if len(at) == 0:
+            continue
+        b = block_of[series[lo : lo + step][at]]
+        order = np.argsort(b, kind="stable")  # a radix sort of small ints; stable: ascending lines
+        ends = np.cumsum(np.bincount(b, minlength=len(blocks)))
+        at = (at[order] + lo).astype(pos_type)
+        for k in np.flatnonzero(np.bincount(b, minlength=len(blocks))):
+            pieces[k].append(at[(ends[k - 1] if k else 0) : ends[k]])
+    return [np.concatenate(p) if p else np.zeros(0, dtype=pos_type) for p in pieces]
 
 
 def spike_scores(
@@ -225,15 +282,24 @@ def spike_scores(
     qty_all = _floats(sales["qty"])
 
     kept: list[tuple[IntArray, FloatArray, FloatArray, IntArray]] = []
-    blocks = _series_blocks(series[counted], n_series)
-    for lo, hi in blocks:
-        if len(blocks) == 1:
-            rows = np.flatnonzero(counted)
-        else:
-            rows = np.flatnonzero(counted & (series >= lo) & (series < hi))
+    lines, first_day, last_day = _scan(counted, series, day_no, n_series)
+    span = last_day - first_day + 1
+    most_series = GRID_CELLS // span if GRID_CELLS // span >= _GRID_MIN_SERIES else None
+    blocks = _series_blocks(lines, most_series)
+    # series with lines numbered 0, 1, ... (the grid has no row of a series without lines)
+    dense = np.cumsum(lines > 0, dtype=np.int64)
+    del lines
+    block_rows = _block_rows(counted, series, blocks)
+    for b, (lo, hi) in enumerate(blocks):
+        rows, block_rows[b] = block_rows[b], block_rows[b][:0]  # freed once scored
         if len(rows) == 0:
             continue
-        mu, sigma, n1, z = _leave_one_day_out(series[rows], day_no[rows], qty_all[rows])
+        before = int(dense[lo - 1]) if lo else 0
+        local = dense[series[rows]] - (before + 1)
+        mu, sigma, n1, z = _leave_one_day_out(
+            local, int(dense[hi - 1]) - before, day_no[rows], qty_all[rows]
+        )
+        del local
         enough = n1 >= min_days
         out.score[rows] = np.where(enough & np.isfinite(z), z, np.nan)
         mean = np.where(n1 >= 1, mu, np.nan)
@@ -244,7 +310,7 @@ def spike_scores(
         else:
             assert stats_from is not None
             keep = out.score[rows] >= stats_from
-            kept.append((rows[keep], mean[keep], std[keep], days[keep]))
+            kept.append((rows[keep].astype(np.int64), mean[keep], std[keep], days[keep]))
         del rows, mu, sigma, n1, z, enough, mean, std, days
     del series, qty_all
 
@@ -259,34 +325,83 @@ def spike_scores(
     if full or not kept:
         return out
     rows = np.concatenate([k[0] for k in kept])
+    # ascending, as stats() needs: the blocks take the lines by series, not in order
+    order = np.argsort(rows, kind="stable")
     return SpikeScores(
         out.score,
-        np.concatenate([k[1] for k in kept]),
-        np.concatenate([k[2] for k in kept]),
-        np.concatenate([k[3] for k in kept]),
+        np.concatenate([k[1] for k in kept])[order],
+        np.concatenate([k[2] for k in kept])[order],
+        np.concatenate([k[3] for k in kept])[order],
         out.exempt_code,
-        rows,
+        rows[order],
     )
 
 
+def _scan(
+    counted: npt.NDArray[np.bool_],
+    series: npt.NDArray[np.signedinteger],
+    day_no: npt.NDArray[np.int32],
+    n_series: int,
+) -> tuple[IntArray, int, int]:
+    """The counted lines of each series code and the first and last day of
+    the counted lines, a :data:`BLOCK_LINES` slice at a time."""
+    lines = np.zeros(n_series, dtype=np.int64)
+    first, last = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    step = max(BLOCK_LINES, 1)
+    for lo in range(0, len(counted), step):
+        c = counted[lo : lo + step]
+        days = day_no[lo : lo + step][c]
+        if len(days) == 0:
+            continue
+        lines += np.bincount(series[lo : lo + step][c], minlength=n_series)
+        first, last = min(first, int(days.min())), max(last, int(days.max()))
+    return lines, first, last
+
+
 def _leave_one_day_out(
-    s: npt.NDArray[np.signedinteger], day_no: npt.NDArray[np.int32], qty: FloatArray
+    local: IntArray, n_series: int, day_no: npt.NDArray[np.int32], qty: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """μ', σ, n' and the score of each counted line of whole series ``s``."""
+    """μ', σ, n' and the score of each counted line of whole series (``local``:
+    their codes 0 .. ``n_series`` − 1, lines in the frame's order).
+
+    The sums are those of a hash of the (series, day) pairs in the order the
+    pairs first occur (the daily demand: its lines in order; ΣD, ΣD²: the
+    series' days in the order they first occur), so the floats do not depend
+    on how the pairs are keyed: a dense series × day grid when it is small
+    enough (:data:`GRID_CELLS`), a hash table else.
+    """
     first = int(day_no.min())
     span = int(day_no.max()) - first + 1
-    base = int(s.min())
-    series_day = (s - base).astype(np.int64) * span + (day_no - first)
-    sd_codes, sd_keys = pd.factorize(series_day)
-    del series_day
-    daily = np.bincount(sd_codes, weights=qty)  # D per series-day
-    sd_series = np.asarray(sd_keys, dtype=np.int64) // span
-    n_series = int(s.max()) - base + 1
+    cells = n_series * span
+    if cells <= GRID_CELLS:
+        small = np.int32 if cells < 2**31 and len(local) < 2**31 else np.int64
+        cell = np.add(local.astype(small) * span, day_no - first, dtype=small)
+        daily_of = np.bincount(cell, weights=qty, minlength=cells)  # D per series-day
+        if len(cell) < 2 or bool((cell[1:] >= cell[:-1]).all()):
+            # each series-day's lines together (the frame is sorted by series, day)
+            starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+        else:
+            line = np.arange(len(cell), dtype=small)
+            first_line = np.full(cells, len(cell), dtype=small)
+            np.minimum.at(first_line, cell, line)
+            starts = np.flatnonzero(first_line[cell] == line)
+            del line, first_line
+        sd_series = local[starts]
+        daily = daily_of[cell[starts]]  # D per series-day, in the order they first occur
+        d_t = daily_of[cell]
+        del cell, daily_of, starts
+    else:
+        series_day = local * span + (day_no - first)
+        sd_codes, sd_keys = pd.factorize(series_day)
+        del series_day
+        daily = np.bincount(sd_codes, weights=qty)  # D per series-day
+        sd_series = np.asarray(sd_keys, dtype=np.int64) // span
+        d_t = daily[sd_codes]
+        del sd_codes, sd_keys
     n = np.bincount(sd_series, minlength=n_series).astype(np.float64)
     s1 = np.bincount(sd_series, weights=daily, minlength=n_series)
     s2 = np.bincount(sd_series, weights=daily * daily, minlength=n_series)
-    local = s - base
-    d_t = daily[sd_codes]
+    del sd_series, daily
     n1 = n[local] - 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
         mu = (s1[local] - d_t) / n1
