@@ -414,16 +414,13 @@ def diff_window(
     # index entry of the source (28 M at 100,000 series) instead
     parts = (t.c.ordered_at >= since, t.c.ordered_at.is_(None))
     names = ["channel", "order_id", "line_no", *_DATA]
-    rows = [
-        row
+    found = [
+        _window_frame(conn, select(*(t.c[n] for n in names)).where(t.c.source == source, part))
         for part in parts
-        for row in conn.execute(
-            select(*(t.c[n] for n in names)).where(t.c.source == source, part)
-        ).all()
     ]
     keys = list(key_columns("sales_order_lines"))
     batch = _canonical(lines)
-    cached = _canonical(pd.DataFrame(rows, columns=names))
+    cached = pd.concat([_canonical(f[names]) for f in found], ignore_index=True)
     merged = batch.reset_index().merge(
         cached, on=keys, how="outer", suffixes=("", "_cached"), indicator=True
     )
@@ -460,3 +457,19 @@ def diff_window(
         removed=len(gone),
         changed=int((both & ~same).sum()),
     )
+
+
+def _window_frame(conn: Connection, stmt: Any) -> pd.DataFrame:
+    """The cached lines of ``stmt``, read column-wise where the store allows
+    (a SQLite file through ADBC, PostgreSQL through binary COPY): the write
+    transaction has not touched them yet, so the committed rows those reads
+    see are the ones it compares."""
+    from replenish.sources.fastread import read_frame
+    from replenish.store import fastcache
+
+    path = fastcache.sqlite_file(conn.engine.url.render_as_string(hide_password=False))
+    if path is not None:
+        frame = fastcache.read_sqlite_frame(path, conn, stmt, "sales_order_lines", {})
+        if frame is not None:
+            return frame
+    return read_frame(conn, stmt)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -177,6 +178,8 @@ def _is_text_dictionary(t: pa.DataType) -> bool:
 def text_column(col: pa.ChunkedArray | pa.Array, how: str | None) -> Any:
     """Arrow strings as pandas ``string``, Arrow-backed strings (``arrow``) or a
     categorical with sorted categories (``category``, as an ERP read gives)."""
+    if how == "arrow" and isinstance(col, pa.ChunkedArray) and pa.types.is_string(col.type):
+        return pd.arrays.ArrowStringArray(col)  # its chunks as they are: no copy
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if _is_text_dictionary(arr.type) and how != "category":
         arr = pc.cast(arr, pa.string())
@@ -192,17 +195,22 @@ def text_column(col: pa.ChunkedArray | pa.Array, how: str | None) -> Any:
 
 
 def sorted_categorical(codes: np.ndarray[Any, Any], categories: Sequence[Any]) -> pd.Categorical:
-    """A categorical from ``codes`` (-1: missing) into ``categories``, with its
-    categories in string order."""
-    codes = np.asarray(codes, dtype=np.int64)
-    order = np.argsort(np.asarray(categories, dtype=object)) if len(categories) else np.array([])
+    """A categorical from ``codes`` (-1: missing; every other code a valid
+    index into ``categories``) with its categories in string order: one pass
+    over the codes, into the smallest integer type."""
+    n = len(categories)
+    small = np.int8 if n < 2**7 else np.int16 if n < 2**15 else np.int32
+    order = np.argsort(np.asarray(categories, dtype=object), kind="stable") if n else np.zeros(0)
     order = order.astype(np.int64)
-    if np.array_equal(order, np.arange(len(order))):
-        return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    if len(rank):
-        codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+    codes = np.asarray(codes)
+    ranked: npt.NDArray[np.integer[Any]]
+    if np.array_equal(order, np.arange(n)):
+        ranked = codes.astype(small, copy=False)
+    else:
+        rank = np.empty(n + 1, dtype=small)
+        rank[order] = np.arange(n)
+        rank[n] = -1  # code -1 (missing) takes the last slot
+        ranked = rank[codes]
     return pd.Categorical.from_codes(
-        codes, categories=pd.Index([categories[i] for i in order], dtype=object)
+        ranked, categories=pd.Index([categories[i] for i in order], dtype=object), validate=False
     )
