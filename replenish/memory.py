@@ -1,17 +1,20 @@
-"""Process-wide allocator settings that keep large runs' memory down.
+"""Process-wide allocator settings that trade speed for a lower peak of memory.
 
 A nightly run at 100,000 series reads and drops arrays of hundreds of MB many
 times over (Arrow batches, their pandas columns, the gate's chunks). Freed,
-they stayed in the process: glibc's ``malloc`` raises its mmap threshold after
+they stay in the process: glibc's ``malloc`` raises its mmap threshold after
 the first large free and serves later large arrays from its heap, which it
 rarely gives back; Arrow's own allocator (mimalloc) keeps its pages for Arrow,
-which numpy does not reuse. :func:`lean_allocators` makes arrays of 256 KiB
-and more separate mappings, returned to the system when freed, and has Arrow
-allocate through the same ``malloc``. Measured on the extract of the synthetic
-shop (benchmarks/full_run.py): peak 761 -> 612 MB at 20,000 series,
-3.07 -> 2.35 GB at 100,000, no slower (docs/operations.md, section 3).
+which numpy does not reuse. With ``REPLENISH_ALLOCATOR=lean``,
+:func:`lean_allocators` makes arrays of 256 KiB and more separate mappings,
+returned to the system when freed, and has Arrow allocate through the same
+``malloc``. Measured on the cold run of the synthetic shop at 100,000 series
+(benchmarks/full_run.py, docs/operations.md section 3): peak 5.36 -> 4.71 GB
+(after the extract 3.00 -> 2.42 GB), but the run is slower (validation
+37 -> 56 s: every large array is mapped and unmapped again), so it is off by
+default: set it where memory is short, not time.
 
-It runs once, when :mod:`replenish` is imported. ``REPLENISH_ALLOCATOR=default``
+It runs once, when :mod:`replenish` is imported; any other value (or none)
 leaves both allocators as they are.
 """
 
@@ -41,7 +44,7 @@ def lean_allocators() -> bool:
 
 
 def _apply() -> bool:
-    if os.environ.get("REPLENISH_ALLOCATOR", "").strip().lower() == "default":
+    if os.environ.get("REPLENISH_ALLOCATOR", "").strip().lower() != "lean":
         return False
     applied = False
     name = ctypes.util.find_library("c")

@@ -24,12 +24,13 @@ def _probe(**env: str) -> list[str]:
     return out.stdout.split()
 
 
-def test_importing_replenish_makes_arrow_allocate_through_malloc() -> None:
-    before, after, applied = _probe(REPLENISH_ALLOCATOR="")
+def test_lean_allocators_make_arrow_allocate_through_malloc() -> None:
+    before, after, applied = _probe(REPLENISH_ALLOCATOR="lean")
     assert before != "system" and after == "system"
     assert applied == ("True" if sys.platform == "linux" else applied)
 
 
-def test_the_allocators_can_be_left_as_they_are() -> None:
-    before, after, applied = _probe(REPLENISH_ALLOCATOR="default")
-    assert after == before != "system" and applied == "False"
+def test_the_allocators_are_left_as_they_are_by_default() -> None:
+    for value in ("", "default"):
+        before, after, applied = _probe(REPLENISH_ALLOCATOR=value)
+        assert after == before != "system" and applied == "False"
