@@ -224,3 +224,38 @@ def tiny_snapshot(as_of: date) -> model.ErpSnapshot:
         ),
     }
     return model.ErpSnapshot(**{k: model.coerce(k, v) for k, v in frames.items()})
+
+
+CACHE_LINE_COLUMNS = [
+    "order_id",
+    "line_no",
+    "sku",
+    "location_id",
+    "channel",
+    "qty",
+    "ordered_at",
+    "status",
+]
+
+
+def cache_lines(
+    *rows: tuple[str, int, str, float, datetime | None, str | None], channel: str = "web"
+) -> pd.DataFrame:
+    """Sales lines (order_id, line_no, sku, qty, ordered_at, status) at WH1,
+    for the demand cache's tests."""
+    return pd.DataFrame(
+        [
+            {
+                "order_id": o,
+                "line_no": n,
+                "sku": sku,
+                "location_id": "WH1",
+                "channel": channel,
+                "qty": qty,
+                "ordered_at": at,
+                "status": status,
+            }
+            for o, n, sku, qty, at, status in rows
+        ],
+        columns=CACHE_LINE_COLUMNS,
+    )

@@ -34,38 +34,14 @@ from tests.adapters.test_incremental import (  # noqa: F401 (the shop fixture)
     assert_same_gate,
     shop,
 )
+from tests.factories import cache_lines as _lines
 
 ENV = "REPLENISH_SEALED_DIR"
 KEYS = ["source", "channel", "order_id", "line_no"]
 JUL, AUG, SEP, OCT, NOV = (datetime(2026, m, 1) for m in (7, 8, 9, 10, 11))
 
 
-COLUMNS = ["order_id", "line_no", "sku", "location_id", "channel", "qty", "ordered_at", "status"]
-
-
 # ---- helpers ---------------------------------------------------------------------------
-def _lines(
-    *rows: tuple[str, int, str, float, datetime | None, str | None], channel: str = "web"
-) -> pd.DataFrame:
-    """Sales lines (order_id, line_no, sku, qty, ordered_at, status) at WH1."""
-    return pd.DataFrame(
-        [
-            {
-                "order_id": o,
-                "line_no": n,
-                "sku": sku,
-                "location_id": "WH1",
-                "channel": channel,
-                "qty": qty,
-                "ordered_at": at,
-                "status": status,
-            }
-            for o, n, sku, qty, at, status in rows
-        ],
-        columns=COLUMNS,
-    )
-
-
 def _returns() -> pd.DataFrame:
     return pd.DataFrame(
         columns=["order_id", "sku", "location_id", "qty", "returned_at", "restockable"]

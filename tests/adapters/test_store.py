@@ -19,6 +19,7 @@ from replenish.notify.alerts import Alert
 from replenish.orders import build_drafts, build_headers, merge_partial
 from replenish.store import Store, cache
 from replenish.store.models import Base
+from tests.factories import cache_lines as _lines
 
 AS_OF = date(2026, 11, 20)
 SUPPLIERS = pd.DataFrame(
@@ -169,27 +170,6 @@ def test_unknown_run_is_a_clear_error(store_url: str) -> None:
 
 # ---- the demand cache (docs/incremental.md) ------------------------------------------
 T0 = datetime(2026, 11, 1, 9, 30, 15, 123456)
-
-
-def _lines(
-    *rows: tuple[str, int, str, float, datetime | None, str], channel: str = "web"
-) -> pd.DataFrame:
-    """Sales lines (order_id, line_no, sku, qty, ordered_at, status) at WH1."""
-    return pd.DataFrame(
-        [
-            {
-                "order_id": o,
-                "line_no": n,
-                "sku": sku,
-                "location_id": "WH1",
-                "channel": channel,
-                "qty": qty,
-                "ordered_at": at,
-                "status": status,
-            }
-            for o, n, sku, qty, at, status in rows
-        ]
-    )
 
 
 def _returns(*rows: tuple[str, str, float, datetime]) -> pd.DataFrame:
