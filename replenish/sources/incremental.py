@@ -75,6 +75,7 @@ from replenish.store.cache import (
 __all__ = [
     "CACHE_MARGIN_DAYS",
     "DEFAULT_OVERLAP_DAYS",
+    "SEAL_MIN_LINES",
     "IncrementalReport",
     "read_incremental",
     "save_verdicts",
@@ -84,6 +85,9 @@ __all__ = [
 DEFAULT_OVERLAP_DAYS = 7
 #: Days the ERP's cached sales are kept once they leave the history window.
 CACHE_MARGIN_DAYS = 31
+#: Cached ERP lines from which the nightly run seals the closed months
+#: (docs/incremental.md, "Sealed history"): below, the table reads fast enough.
+SEAL_MIN_LINES = 500_000
 _TABLES = tuple(DATE_COLUMNS)  # sales_order_lines, returns
 log = logging.getLogger(__name__)
 
@@ -454,8 +458,13 @@ def save_verdicts(store: Store, known: KnownVerdicts, new: NewVerdicts | None) -
 
 def seal_history(store: Store, before: datetime) -> int | None:
     """Bring the sealed copy of the ERP's closed months up to ``before``
-    (:meth:`replenish.store.Store.seal`); a failure is logged, not raised:
-    the copy only makes the next nights faster."""
+    (:meth:`replenish.store.Store.seal`) once the ERP's cache holds
+    :data:`SEAL_MIN_LINES` lines or more (a smaller cache reads back from
+    the table in about a second); a failure is logged, not raised: the copy
+    only makes the next nights faster."""
+    state = store.source_state(ERP_SOURCE)
+    if state is None or state.rows < SEAL_MIN_LINES:
+        return None
     try:
         return store.seal(ERP_SOURCE, before)
     except (StoreError, OSError, pa.ArrowException) as e:

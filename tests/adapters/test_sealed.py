@@ -706,6 +706,9 @@ def test_the_nightly_run_seals_and_then_reads_the_copy(
     next nights no longer re-read; night 2 takes them from the copy, and
     its snapshot and gate are those of a direct read of the ERP."""
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
+    # the test shop is small: seal from its first line on (the default waits
+    # for half a million cached lines)
+    monkeypatch.setattr("replenish.sources.incremental.SEAL_MIN_LINES", 0)
     if backend == "sqlite":
         monkeypatch.delenv(ENV, raising=False)
     else:
@@ -756,3 +759,21 @@ def test_the_nightly_run_seals_and_then_reads_the_copy(
 
 def _evening(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time()).replace(hour=23, minute=30)
+
+
+def test_a_small_cache_is_not_sealed(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below SEAL_MIN_LINES cached ERP lines the nightly run leaves the
+    cache unsealed (the table reads back fast); from there on it seals."""
+    from replenish.sources import incremental
+
+    monkeypatch.delenv(ENV, raising=False)
+    store = Store(sqlite_url)
+    rows = [(f"SO-{i}", 1, "A-1", 1.0, JUL + timedelta(days=i % 60), "shipped") for i in range(40)]
+    store.ingest(ERP_SOURCE, _lines(*rows), pd.DataFrame(), JUL + timedelta(days=70))
+    monkeypatch.setattr(incremental, "SEAL_MIN_LINES", 41)
+    assert incremental.seal_history(store, SEP) is None
+    assert store.source_state(ERP_SOURCE).seal_id is None  # type: ignore[union-attr]
+    monkeypatch.setattr(incremental, "SEAL_MIN_LINES", 40)
+    assert incremental.seal_history(store, SEP) == 40
+    assert store.source_state(ERP_SOURCE).sealed_before == SEP  # type: ignore[union-attr]
+    store.dispose()
