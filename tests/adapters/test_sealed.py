@@ -225,6 +225,21 @@ def store_root(
     store.dispose()
 
 
+@pytest.fixture
+def sqlite_store_root(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Store, Path]]:
+    """A SQLite store and its sealed files' folder: for the files' own
+    failures and races, which no back end changes (their SQL is covered on
+    every back end by the tests above and below)."""
+    monkeypatch.delenv(ENV, raising=False)
+    root = sealed.sealed_root(sqlite_url)
+    assert root is not None
+    store = Store(sqlite_url)
+    yield store, root
+    store.dispose()
+
+
 def _sealed(store_root: tuple[Store, Path]) -> tuple[Store, sealed.SealedFiles, int]:
     """The filled store sealed before October: the store, its ERP's files,
     the lines sealed."""
@@ -440,12 +455,12 @@ CHANGED = "UPDATE sales_cache SET qty = {qty} WHERE order_id = 'SO-0802'"
 
 
 def test_a_missing_month_file_sends_the_read_to_the_table(
-    store_root: tuple[Store, Path], monkeypatch: pytest.MonkeyPatch, spy: list[int | None]
+    sqlite_store_root: tuple[Store, Path], monkeypatch: pytest.MonkeyPatch, spy: list[int | None]
 ) -> None:
     """A month file gone: the whole read from the table (a change behind the
     store's back shows it); the next seal builds a new copy ("deleting them
     costs one slower night", replenish/store/sealed.py)."""
-    store, files, expected = _sealed(store_root)
+    store, files, expected = _sealed(sqlite_store_root)
     seal_id = _seal_id(store)
     assert seal_id is not None
     files.path(seal_id, AUG).unlink()
@@ -462,9 +477,9 @@ def test_a_missing_month_file_sends_the_read_to_the_table(
 
 
 def test_a_folder_gone_or_a_corrupt_file_sends_the_read_to_the_table(
-    store_root: tuple[Store, Path], monkeypatch: pytest.MonkeyPatch, spy: list[int | None]
+    sqlite_store_root: tuple[Store, Path], monkeypatch: pytest.MonkeyPatch, spy: list[int | None]
 ) -> None:
-    store, files, expected = _sealed(store_root)
+    store, files, expected = _sealed(sqlite_store_root)
     seal_id = _seal_id(store)
     assert seal_id is not None
     files.path(seal_id, SEP).write_bytes(b"not an arrow file")
@@ -482,9 +497,9 @@ def test_a_folder_gone_or_a_corrupt_file_sends_the_read_to_the_table(
 
 
 def test_a_seal_being_written_is_not_read(
-    store_root: tuple[Store, Path], monkeypatch: pytest.MonkeyPatch, spy: list[int | None]
+    sqlite_store_root: tuple[Store, Path], monkeypatch: pytest.MonkeyPatch, spy: list[int | None]
 ) -> None:
-    store, _files, _ = _sealed(store_root)
+    store, _files, _ = _sealed(sqlite_store_root)
     seal_id = _seal_id(store)
     _sql(store, f"UPDATE source_watermarks SET seal_id = 'pending:{seal_id}' WHERE source = 'erp'")
     _sql(store, CHANGED.format(qty=57))
@@ -527,11 +542,11 @@ def test_a_write_during_a_seal_voids_it(
 
 
 def test_a_write_during_a_read_sends_the_read_to_the_table(
-    store_root: tuple[Store, Path], monkeypatch: pytest.MonkeyPatch
+    sqlite_store_root: tuple[Store, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The copy read, then a write voids it before the table is read: the
     read notices (the seal id changed) and reads the table alone."""
-    store, _, _ = _sealed(store_root)
+    store, _, _ = _sealed(sqlite_store_root)
     real = sealed.SealedFiles.read
     done: list[bool] = []
 
