@@ -804,13 +804,7 @@ class Store:
         with self._tx(f"cannot cache the sales of source {source!r}") as c:
             if c.dialect.name == "sqlite":  # the indexes of a large batch stay in memory
                 c.exec_driver_sql("PRAGMA cache_size = -262144")
-                # SQLite has no row lock: take the database's write lock now
-                c.execute(update(wm).where(wm.c.source == source).values(source=wm.c.source))
-            old = (
-                c.execute(select(wm).where(wm.c.source == source).with_for_update())
-                .mappings()
-                .first()
-            )
+            old = _locked_state(c, source)
             # stamped once the source is locked: one source's batches get
             # increasing stamps in the order they commit (the gate's verdicts
             # rely on it, docs/incremental.md)
@@ -1238,13 +1232,7 @@ class Store:
         files = sealed.SealedFiles(root, source)
         wm, sales = cache.WATERMARKS_TABLE, cache.SALES_TABLE
         with self._tx(f"cannot seal the cache of source {source!r}") as c:
-            if c.dialect.name == "sqlite":  # take the write lock now
-                c.execute(update(wm).where(wm.c.source == source).values(source=wm.c.source))
-            old = (
-                c.execute(select(wm).where(wm.c.source == source).with_for_update())
-                .mappings()
-                .first()
-            )
+            old = _locked_state(c, source)
             if old is None:
                 return None
             seal_id, sealed_before = old["seal_id"], old["sealed_before"]
@@ -1339,8 +1327,8 @@ class Store:
                     frame[name] = pd.to_datetime(frame[name])
                 for name in ("sku", "location_id", "status", "channel", "order_id", "verdict"):
                     frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-                arrow = pa.Table.from_pandas(frame, preserve_index=False)
-        return sealed.normalise(arrow)
+                arrow = sealed.normalise(pa.Table.from_pandas(frame, preserve_index=False))
+        return arrow  # normalised batch by batch (SQLite) or whole (above)
 
     def _sealed_part(
         self,
@@ -1452,6 +1440,16 @@ class Store:
 def _as_datetime(value: Any) -> datetime:
     """A timestamp a driver returned (SQLite: maybe text) as a naive datetime."""
     return pd.Timestamp(value).to_pydatetime()
+
+
+def _locked_state(c: Connection, source: str) -> Any:
+    """``source``'s row of ``source_watermarks`` (None: not cached), locked
+    for the rest of the transaction: its row lock, and on SQLite, which has
+    none, the database's write lock taken now rather than at the first write."""
+    wm = cache.WATERMARKS_TABLE
+    if c.dialect.name == "sqlite":
+        c.execute(update(wm).where(wm.c.source == source).values(source=wm.c.source))
+    return c.execute(select(wm).where(wm.c.source == source).with_for_update()).mappings().first()
 
 
 def _unseal(c: Connection, source: str, since: datetime | None) -> None:

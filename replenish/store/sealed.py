@@ -135,6 +135,9 @@ def normalise(table: pa.Table) -> pa.Table:
         if field.name == "verdict" and pa.types.is_string(col.type):
             col = pc.if_else(pc.equal(col, NO_VERDICT), pa.scalar(None, pa.string()), col)
         if field.name in _TEXT:
+            if col.type == _DICT:  # encoded already: kept as it is
+                columns.append(col)
+                continue
             if col.null_count == len(col) and not pa.types.is_string(col.type):
                 col = pa.chunked_array([pa.nulls(len(col), pa.string())])
             col = pc.dictionary_encode(pc.cast(col, pa.string()))
