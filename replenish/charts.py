@@ -348,14 +348,22 @@ def _draw(series: _Series, as_of: date, history_days: int) -> bytes:
     row, proj = series.row, series.projection
     today = pd.Timestamp(as_of).normalize()
     with _LOCK, mpl.style.context("default"), mpl.rc_context(_RC):
-        fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+        # fixed margins (the picture's size is fixed): a constrained layout
+        # costs an extra draw of the whole figure, half the picture's time
+        fig = Figure(figsize=(width, height), dpi=dpi)
         FigureCanvasAgg(fig)
-        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1.0, 1.3))
+        margins = {"left": 0.065, "right": 0.99, "top": 0.955, "bottom": 0.05, "hspace": 0.06}
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1.0, 1.3), gridspec_kw=margins)
         fig.suptitle(_title(row), fontsize=11)
 
         # -- demand: history bars, stockout days, forecast path
         hd = series.history_dates.to_numpy()
-        top.bar(hd, series.sold, width=1.0, color="#9aa5b1", label="units ordered per day")
+        # one artist for all the days (bars are one patch a day)
+        half = np.timedelta64(12, "h")
+        top.stairs(
+            series.sold, np.append(hd - half, hd[-1:] + half) if len(hd) else [0.0],
+            fill=True, color="#9aa5b1", label="units ordered per day",
+        )  # fmt: skip
         if series.censored.any():
             colour = "#f5a623" if series.inferred else "#d0021b"
             what = "out of stock (inferred)" if series.inferred else "out of stock"
