@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PREFECT_PORT ?= 4200
+# Test worker processes (pytest-xdist): most tests wait on servers, Prefect or
+# subprocesses, so three share two cores well. `make test PYTEST_WORKERS=0` runs serially.
+PYTEST_WORKERS ?= 3
 
 # Offline by default: no analytics, no telemetry.
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
@@ -24,7 +27,7 @@ demo: install
 
 ## Lint, type-check and run every test (what CI runs).
 test: install lint browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 ## Debian's Chromium for the browser test (tests/browser), installed when
 ## missing and this is a Debian/Ubuntu machine run as root; otherwise the

@@ -61,6 +61,22 @@ def _server_database(admin_url: str, kind: str) -> Iterator[str]:
         admin.dispose()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a flow or slow test first (their order kept), the rest after.
+
+    ``make test`` spreads modules over worker processes (pytest-xdist,
+    ``--dist loadscope``) in this order: the long modules start at once and
+    the short ones fill the gaps, instead of one long module running alone at
+    the end."""
+    heavy = {
+        item.module.__name__
+        for item in items
+        if isinstance(item, pytest.Function)
+        and (item.get_closest_marker("flow") or item.get_closest_marker("slow"))
+    }
+    items.sort(key=lambda item: 0 if getattr(item.module, "__name__", "") in heavy else 1)
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     yield from _server_database(POSTGRES_URL, "PostgreSQL")

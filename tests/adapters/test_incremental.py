@@ -547,6 +547,7 @@ def _verdicts(night: Night) -> dict[tuple[str, str, int], str | None]:
     }
 
 
+@pytest.mark.slow
 def test_the_gate_takes_cached_verdicts_and_equals_a_full_validation(night: Night) -> None:
     """Night after night (one day re-read, so lines soon come from the cache
     only), the gate validating only the lines without a cached verdict gives

@@ -708,6 +708,7 @@ def test_no_copy_without_a_place_or_a_source(
 
 
 # ---- the nightly run -------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_the_nightly_run_seals_and_then_reads_the_copy(
     backend: str,
