@@ -11,6 +11,7 @@ from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
 
 from replenish.model import ErpSnapshot
+from replenish.quality.engine import warm_up
 from replenish.sources import open_erp
 from replenish.sources.incremental import read_incremental
 from tasks.common import NO_CACHE_OPTIONS, retry_if_transient, settings
@@ -35,6 +36,7 @@ def extract_erp(
     the cached sales-channel rows join them. ``full_refresh`` rebuilds the
     ERP's cache from the whole history window.
     """
+    warm_up()  # GX's import and context, while the databases are read
     s = settings()
     erp = open_erp(s.erp(), profile=s.erp_profile)
     try:

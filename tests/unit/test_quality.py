@@ -696,3 +696,28 @@ def test_an_expectation_gx_cannot_evaluate_is_an_error_not_a_pass() -> None:
     assert set(errors) == {"returns:not_null:qty", "returns:range:qty"}
     assert 'column "qty"' in errors["returns:not_null:qty"]
     assert "does not exist" in errors["returns:not_null:qty"]
+
+
+def test_the_warm_up_creates_the_engine_the_gate_then_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from replenish.quality import engine
+
+    monkeypatch.setattr(engine, "_ENGINE", None)
+    engine.warm_up().join(timeout=120)
+    warmed = engine._ENGINE
+    assert warmed is not None and warmed.created_in > 0
+    assert engine.get_engine() is warmed  # created once, in the background
+
+
+def test_a_failed_warm_up_leaves_the_error_to_the_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from replenish.quality import engine
+
+    def broken() -> None:
+        raise RuntimeError("no GX here")
+
+    monkeypatch.setattr(engine, "_ENGINE", None)
+    monkeypatch.setattr(engine, "Engine", broken)
+    thread = engine.warm_up()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and engine._ENGINE is None
+    with pytest.raises(RuntimeError, match="no GX here"):
+        engine.get_engine()
