@@ -352,27 +352,62 @@ def phase_cache(erp_url: str, store_url: str) -> dict[str, Any]:
 
 
 def phase_nightly(erp_url: str, store_url: str) -> dict[str, Any]:
-    """Night 2 end to end without Prefect (the tasks' functions, in order)."""
+    """Night 2 end to end without Prefect: the nightly flow's tasks' functions,
+    in its order, every one but the Prefect artifacts (no alert channel)."""
     os.environ["REPLENISH_ERP_URL"] = erp_url
     os.environ["REPLENISH_DB_URL"] = store_url
+    from flows.nightly import FLOW_NAME
+    from replenish.notify.dispatch import dispatch
+    from replenish.notify.rules import run_alerts, run_scopes
+    from replenish.quality.engine import warm_up
+    from replenish.store import Store
     from tasks.plan import forecast
-    from tasks.publish import finish_run, publish_drafts, start_run, store_plans
+    from tasks.publish import (
+        finish_run,
+        publish_drafts,
+        run_kpis,
+        start_run,
+        store_plans,
+        store_quarantine,
+        write_sku_report,
+    )
 
     steps: dict[str, float] = {}
+    warm_up()  # as the extract task does: GX's import overlaps the extraction
     snap, report = timed(steps, "extract (incremental)", lambda: _read(erp_url, store_url, NIGHT_2))
     _extract_parts(steps, report)
     gate = _validate_and_keep_verdicts(steps, store_url, snap, NIGHT_2)
     demand = timed(steps, "forecast", lambda: forecast.fn(gate.clean, NIGHT_2, HISTORY_DAYS))
     plans = timed(steps, "plan", lambda: _plan(gate.clean, demand, NIGHT_2))
 
-    def publish() -> Any:
+    def publish() -> str:
         run_id = start_run.fn(NIGHT_2, {"benchmark": True}, False, None)
+        store_quarantine.fn(run_id, gate.quarantine)
         store_plans.fn(run_id, plans)
-        drafts = publish_drafts.fn(run_id, NIGHT_2, plans, gate.clean, None)
-        finish_run.fn(run_id, "completed", {"plans": len(plans)}, None)
-        return drafts
+        publish_drafts.fn(run_id, NIGHT_2, plans, gate.clean, None)
+        return str(run_id)
 
-    timed(steps, "publish (run, plans, drafts)", publish)
+    run_id = timed(steps, "publish (run, quarantine, plans, drafts)", publish)
+
+    def alerts() -> Any:  # what send_alerts does with no channel configured
+        raised = run_alerts(plans, gate.clean, NIGHT_2, quarantined=len(gate.quarantine))
+        store = Store(store_url)
+        try:
+            return dispatch(
+                store, [], NIGHT_2, run_id, raised, heading="benchmark",
+                scopes=run_scopes(None, FLOW_NAME), logger=logging.getLogger("benchmark"),
+            )  # fmt: skip
+        finally:
+            store.dispose()
+
+    timed(steps, "alerts (rules, reconciled with the store)", alerts)
+    timed(steps, "KPIs", lambda: run_kpis.fn(run_id, gate.clean, plans, NIGHT_2))
+    timed(
+        steps,
+        "per-SKU report (10 pictures)",
+        lambda: write_sku_report.fn(run_id, gate.clean, plans, NIGHT_2, HISTORY_DAYS, 10),
+    )
+    timed(steps, "run record", lambda: finish_run.fn(run_id, "completed", {}, None))
     return {
         "steps": steps,
         "plans": len(plans),
