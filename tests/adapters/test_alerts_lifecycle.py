@@ -332,6 +332,56 @@ def test_undelivered_notices_are_sent_by_the_next_run(store: Store, peers: Peers
     assert run(store, peers, [], day=DAY + timedelta(days=4)).sent == 0
 
 
+def test_thousands_of_alerts_take_every_path_in_bulk(store: Store, peers: Peers) -> None:
+    """More alerts than one statement's batch (2,000): new, worse, unchanged,
+    resolved, a rerun of the date and a failed delivery put back, each on
+    every row (the store's writes are batched, the IN lists chunked under
+    PostgreSQL's 65,535 parameters)."""
+    from replenish.store import alerts as store_alerts
+
+    n = store_alerts._BATCH + 700
+    log_only: list[Notifier] = [LogNotifier(LOGGER)]
+    first = [stockout(f"SKU-{i:05d}", 6.0) for i in range(n)]
+    report = run(store, peers, first, channels=log_only)
+    assert (report.new, report.worse, report.resolved) == (n, 0, 0)
+    opened = store.open_alerts()
+    assert len(opened) == n and opened["notify_count"].eq(1).all()
+    assert opened["notified_at"].notna().all() and opened["channels"].eq("log").all()
+
+    # next day: the first half worse (critical), a quarter unchanged, the rest gone
+    day2 = DAY + timedelta(days=1)
+    half, three_q = n // 2, 3 * n // 4
+    second = [stockout(f"SKU-{i:05d}", 1.0, "critical") for i in range(half)] + [
+        stockout(f"SKU-{i:05d}", 6.0) for i in range(half, three_q)
+    ]
+    report = run(store, peers, second, day=day2, channels=log_only)
+    assert (report.new, report.worse, report.resolved) == (0, half, n - three_q)
+    now_open = store.open_alerts().set_index("sku")
+    assert len(now_open) == three_q
+    worse = now_open.loc[[f"SKU-{i:05d}" for i in range(half)]]
+    assert worse["severity"].eq("critical").all() and worse["notify_count"].eq(2).all()
+    quiet = now_open.loc[[f"SKU-{i:05d}" for i in range(half, three_q)]]
+    assert quiet["notify_count"].eq(1).all() and quiet["last_as_of"].eq(day2).all()
+
+    # a rerun of the date announces nothing and keeps one log row per key
+    assert run(store, peers, second, day=day2, channels=log_only).sent == 0
+    logged = store.alerts(day2)
+    assert len(logged) == three_q and logged["alert_key"].is_unique
+
+    # a delivery that fails everywhere puts every claim back: announced next run
+    dead: list[Notifier] = [
+        EmailNotifier("127.0.0.1", closed_port(), "r@shop.example", ["b@shop.example"])
+    ]
+    day3 = DAY + timedelta(days=2)
+    third = [stockout(f"SKU-{i:05d}", 6.0) for i in range(n, n + n)]
+    failed = run(store, peers, third, day=day3, channels=dead)
+    assert failed.released and failed.new == n
+    fresh = store.open_alerts().set_index("sku").loc[[a.sku for a in third]]
+    assert fresh["notified_at"].isna().all() and fresh["notify_count"].eq(0).all()
+    again = run(store, peers, third, day=day3 + timedelta(days=1), channels=log_only)
+    assert again.new == n and not again.released
+
+
 def test_one_channel_down_does_not_hold_back_the_other(store: Store, peers: Peers) -> None:
     peers.slack.add_responses((404, {}, "no_service"))
     report = run(store, peers, [stockout("SKU-1", 2.0)])
