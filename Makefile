@@ -29,7 +29,7 @@ demo: install
 
 ## Lint, type-check and run every test (what CI runs).
 test: install lint browser
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 ## Debian's Chromium for the browser test (tests/browser), installed when
 ## missing and this is a Debian/Ubuntu machine run as root; otherwise the

@@ -61,31 +61,13 @@ def _server_database(admin_url: str, kind: str) -> Iterator[str]:
         admin.dispose()
 
 
-#: Modules whose module-scoped fixtures take seconds to build (measured
-#: setup): their tests run in one worker, so the fixture is built once.
-SHARED_SETUP: frozenset[str] = frozenset(
-    {
-        "tests.flows.test_alert_hooks",  # Prefect blocks and automations, ~35 s
-        "tests.flows.test_deployments",  # a deployed project and its worker, ~22 s
-        "tests.unit.test_backtest_replay",  # replays of the demo shop, ~28 s
-        "tests.flows.test_runners",  # a Dask cluster, ~13 s
-        "tests.reliability.test_transient_faults",  # faulty ERP peers, flows
-        "tests.reliability.test_secrets_and_access",  # a run with every secret set
-        "tests.unit.test_backtest",  # backtest of the demo shop, ~6 s
-    }
-)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order and group the tests for ``make test``'s worker processes
-    (pytest-xdist, ``--dist loadgroup``).
+    """Modules with a flow or slow test first (their order kept), the rest after.
 
-    The tests of a module in :data:`SHARED_SETUP` are grouped, so its costly
-    fixture is built once, in one worker; every other test is handed out on
-    its own (a cheap module fixture is then built once per worker that runs
-    one of its tests), so no worker is left running a long module alone at
-    the end. Modules with a flow or slow test come first (their order kept):
-    the long ones start at once."""
+    ``make test`` spreads modules over worker processes (pytest-xdist,
+    ``--dist loadscope``) in this order: the long modules start at once and
+    the short ones fill the gaps, instead of one long module running alone at
+    the end."""
     heavy = {
         item.module.__name__
         for item in items
@@ -93,10 +75,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         and (item.get_closest_marker("flow") or item.get_closest_marker("slow"))
     }
     items.sort(key=lambda item: 0 if getattr(item.module, "__name__", "") in heavy else 1)
-    for item in items:
-        module = getattr(item.module, "__name__", "")
-        if module in SHARED_SETUP:
-            item.add_marker(pytest.mark.xdist_group(module))
 
 
 @pytest.fixture
