@@ -4,8 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PREFECT_PORT ?= 4200
 # Test worker processes (pytest-xdist): most tests wait on servers, Prefect or
-# subprocesses, so four share two cores well. `make test PYTEST_WORKERS=0` runs serially.
-PYTEST_WORKERS ?= 4
+# subprocesses, so three share two cores well. `make test PYTEST_WORKERS=0` runs serially.
+PYTEST_WORKERS ?= 3
 
 # Offline by default: no analytics, no telemetry.
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
