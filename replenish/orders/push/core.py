@@ -533,9 +533,3 @@ class PushSettings(BaseSettings):
         default the request timeout (at most :data:`MAX_IN_DOUBT_WAIT`)."""
         wait = self.timeout if self.in_doubt_wait is None else self.in_doubt_wait
         return min(wait, MAX_IN_DOUBT_WAIT)
-
-
-def chunks(values: Iterable[T], size: int) -> list[list[T]]:
-    """``values`` in lists of at most ``size`` (sorted input stays sorted)."""
-    items = list(values)
-    return [items[i : i + size] for i in range(0, len(items), size)]

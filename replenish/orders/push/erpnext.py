@@ -75,6 +75,7 @@ import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from replenish.batching import chunks
 from replenish.errors import ConfigurationError
 from replenish.orders.documents import OrderDocument
 from replenish.orders.push.core import (
@@ -93,7 +94,6 @@ from replenish.orders.push.core import (
     PushUnavailable,
     Transient,
     attempt,
-    chunks,
     keeper,
     sweep,
     with_retries,

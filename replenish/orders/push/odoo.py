@@ -69,6 +69,7 @@ import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from replenish.batching import chunks
 from replenish.errors import ConfigurationError
 from replenish.orders.documents import OrderDocument
 from replenish.orders.push.core import (
@@ -88,7 +89,6 @@ from replenish.orders.push.core import (
     PushUnavailable,
     Transient,
     attempt,
-    chunks,
     keeper,
     sweep,
     with_retries,
