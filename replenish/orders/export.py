@@ -275,6 +275,19 @@ class _FixedTimeZip(zipfile.ZipFile):
             zinfo_or_arcname = info
         super().writestr(zinfo_or_arcname, data, compress_type, compresslevel)
 
+    def write(
+        self,
+        filename: Any,
+        arcname: Any = None,
+        compress_type: int | None = None,
+        compresslevel: int | None = None,
+    ) -> None:
+        # openpyxl writes each worksheet to a temporary file and adds it with
+        # write(), which would stamp the entry with the file's mtime: two runs
+        # a second apart then differed in that entry's header.
+        name = arcname if arcname is not None else Path(filename).name
+        self.writestr(str(name), Path(filename).read_bytes(), compress_type, compresslevel)
+
 
 def write_xlsx(doc: OrderDocument, target: Path | io.BytesIO) -> None:
     """One order as an XLSX workbook (module docstring), byte-reproducible."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import date, datetime
 from pathlib import Path
 
@@ -154,7 +155,11 @@ def test_totals_per_supplier_match_the_drafts(tmp_path: Path) -> None:
 
 
 def test_output_is_byte_identical_on_a_rerun(tmp_path: Path) -> None:
+    """Two runs more than ZIP's 2-second time resolution apart: an entry
+    stamped with the clock (openpyxl adds each worksheet from a temporary
+    file) made this fail only when the runs straddled a 2-second tick."""
     first = export(tmp_path / "a", "csv", "xlsx")
+    time.sleep(2.1)
     second = export(tmp_path / "b", "csv", "xlsx")
     for key in first:
         for p1, p2 in zip(first[key], second[key], strict=True):
