@@ -118,19 +118,21 @@ def _run_plan(
     full_refresh: bool = False,
     partitions: int | None = None,
 ) -> None:
-    from flows.nightly import nightly_replenishment, select_task_runner
-    from replenish.notify.rules import plan_alerts
-    from replenish.report import text_summary
     from replenish.sources import open_erp
-    from replenish.sources.db import safe_url
     from replenish.store import Store
 
-    # Fail fast, with one line, before Prefect starts: unreachable ERP or store,
-    # missing table or column.
+    # Fail fast, with one line, before Prefect starts and before the flow is
+    # even imported (several seconds): unreachable ERP or store, missing table
+    # or column.
     erp = open_erp(settings.erp(), profile=settings.erp_profile)
     erp.check_contract()
     erp.engine.dispose()
     store = Store(settings.store())
+
+    from flows.nightly import nightly_replenishment, select_task_runner
+    from replenish.notify.rules import plan_alerts
+    from replenish.report import text_summary
+    from replenish.sources.db import safe_url
 
     # the task runner of the settings given now (REPLENISH_TASK_RUNNER, ...)
     run = nightly_replenishment.with_options(task_runner=select_task_runner(settings))
