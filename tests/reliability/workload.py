@@ -224,7 +224,8 @@ def write_run(
     plans (one transaction), its drafts (one transaction), the run's end.
     ``old``: publish the earlier plan's drafts instead. ``per_draft``: a
     deliberately broken writer that publishes the set one more draft at a
-    time, one transaction each (what the crash checks must catch)."""
+    time, one transaction each, marker ``draft-<n>`` after each (what the
+    crash checks must catch)."""
     store = Store(store_url, upgrade=False)
     try:
         marker("ready")
@@ -245,6 +246,7 @@ def write_run(
                 part = headers.iloc[:n]
                 part_lines = lines[lines["po_key"].isin(part["po_key"])]
                 store.publish_drafts(workload.as_of, run_id, part, part_lines)
+                marker(f"draft-{n}")
         else:
             store.publish_drafts(workload.as_of, run_id, headers, lines)
         marker("publish-end")
