@@ -112,6 +112,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield from _server_database(POSTGRES_URL, "PostgreSQL")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def replenish_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test's default home (SQLite files, Data Docs, per-SKU reports) is
+    a temporary folder, never ``replenish-data/`` of the checkout the tests run
+    in: a flow test without its own ``REPLENISH_HOME`` left reports, Data Docs
+    and a store there. Tests that need their own set it as before."""
+    home = tmp_path_factory.mktemp("replenish-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REPLENISH_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     """One real Prefect server (SQLite) for the whole session (~8 s to start)."""
