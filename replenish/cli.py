@@ -117,6 +117,7 @@ def _run_plan(
     skus: list[str] | None,
     full_refresh: bool = False,
     partitions: int | None = None,
+    report_top: int = 10,
 ) -> None:
     from replenish.sources import open_erp
     from replenish.store import Store
@@ -143,6 +144,7 @@ def _run_plan(
             skus=skus or None,
             full_refresh=full_refresh,
             partitions=partitions,
+            report_top_n=report_top,
             return_state=True,
         )
     if state.is_failed() or state.is_crashed():
@@ -283,11 +285,19 @@ def plan_cmd(
             help="Forecast and plan in N partitions of SKUs (default: by size)",
         ),
     ] = None,
+    report_top: Annotated[
+        int,
+        typer.Option(
+            "--report-top",
+            min=0,
+            help="Per-SKU report: pictures of the N largest proposed orders (0: no report)",
+        ),
+    ] = 10,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs")] = False,
 ) -> None:
     """Run the nightly plan against an ERP database (a progress bar on a terminal)."""
     settings = _configure(erp, db, verbose)
-    _run_plan(settings, _parse_date(as_of), dry_run, sku, full_refresh, partitions)
+    _run_plan(settings, _parse_date(as_of), dry_run, sku, full_refresh, partitions, report_top)
 
 
 @contextmanager

@@ -169,7 +169,7 @@ def test_a_failed_run_alerts_once_and_the_next_good_run_resolves_it(
     monkeypatch.setenv("REPLENISH_ERP_URL", broken)
 
     with pytest.raises(ContractError):
-        nightly_replenishment(as_of=AS_OF)
+        nightly_replenishment(as_of=AS_OF, report_top_n=0)
     (request,) = slack.requests
     (mail,) = smtp.wait_for(1)
     assert "1 critical" in request.json["text"]
@@ -190,7 +190,7 @@ def test_a_failed_run_alerts_once_and_the_next_good_run_resolves_it(
 
     # the next run fails too: announced again, counted
     with pytest.raises(ContractError):
-        nightly_replenishment(as_of=AS_OF)
+        nightly_replenishment(as_of=AS_OF, report_top_n=0)
     assert len(slack.requests) == 2
     second = _sections(slack.requests[1].json)[1]
     assert "_worse_" in second and "(2 runs in a row)" in second
@@ -199,7 +199,7 @@ def test_a_failed_run_alerts_once_and_the_next_good_run_resolves_it(
     good = f"sqlite:///{(tmp_path / 'erp.db').as_posix()}"
     write_snapshot(demo_snapshot, good)
     monkeypatch.setenv("REPLENISH_ERP_URL", good)
-    summary = nightly_replenishment(as_of=AS_OF)
+    summary = nightly_replenishment(as_of=AS_OF, report_top_n=0)
     assert summary["delivery"]["resolved"] == 1 and summary["delivery"]["new"] > 0
     digest = slack.requests[2].json
     resolved = [s for s in _sections(digest) if "*RESOLVED*" in s]

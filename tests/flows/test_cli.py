@@ -39,19 +39,22 @@ ORDER_COLUMNS = {"po_key", "supplier_id", "location_id", "sku", "qty", "unit_pri
 @pytest.mark.flow
 @pytest.mark.usefixtures("prefect_server")
 def test_plan_on_postgres_explains_and_is_idempotent(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """`replenish plan` on a generic ERP in PostgreSQL, storing in PostgreSQL:
-    explained plans, draft orders, and a second run that changes nothing."""
+    explained plans, draft orders, and a second run that changes nothing;
+    ``--report-top 0`` draws no per-SKU report."""
     # set first, so that monkeypatch restores what the CLI writes into os.environ
     for var in ("REPLENISH_ERP_URL", "REPLENISH_DB_URL"):
         monkeypatch.setenv(var, postgres_url)
+    monkeypatch.setenv("REPLENISH_HOME", str(tmp_path))
     write_snapshot(generate_demo(AS_OF, seed=3, n_skus=40, days=300), postgres_url)
     runner = CliRunner()
     args = ["plan", "--erp", postgres_url, "--db", postgres_url, "--as-of", AS_OF.isoformat()]
-    first = runner.invoke(app, args)
+    first = runner.invoke(app, [*args, "--report-top", "0"])
     assert first.exit_code == 0, first.output
     assert "Draft orders:" in first.output
+    assert not (tmp_path / "reports").exists()
 
     plans = pd.read_csv(
         io.StringIO(runner.invoke(app, ["plans", "--db", postgres_url, "--format", "csv"]).output)
@@ -74,6 +77,7 @@ def test_plan_on_postgres_explains_and_is_idempotent(
 
     second = runner.invoke(app, args)
     assert second.exit_code == 0, second.output
+    assert len(list((tmp_path / "reports").glob("*.html"))) == 1  # by default: the report
     again = json.loads(
         runner.invoke(app, ["orders", "--db", postgres_url, "--format", "json"]).output
     )

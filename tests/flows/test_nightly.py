@@ -54,7 +54,7 @@ def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_snapshot) -> tupl
 
 def test_demo_run_orders_alerts_and_quarantine(shop, peers, demo_snapshot) -> None:  # type: ignore[no-untyped-def]
     smtp, slack = peers
-    summary = nightly_replenishment(as_of=AS_OF)
+    summary = nightly_replenishment(as_of=AS_OF, report_top_n=0)
     store = Store(shop[1])
 
     run = store.runs(1).iloc[0]
@@ -94,12 +94,12 @@ def test_demo_run_orders_alerts_and_quarantine(shop, peers, demo_snapshot) -> No
 
 def test_rerun_same_date_changes_nothing(shop, peers) -> None:  # type: ignore[no-untyped-def]
     smtp, slack = peers
-    nightly_replenishment(as_of=AS_OF)
+    nightly_replenishment(as_of=AS_OF, report_top_n=0)
     store = Store(shop[1])
     orders_first = store.orders(as_of=AS_OF)
     n_mail, n_slack = len(smtp.messages), len(slack.requests)
 
-    second = nightly_replenishment(as_of=AS_OF)
+    second = nightly_replenishment(as_of=AS_OF, report_top_n=0)
     assert second["drafts"]["created"] == 0 and second["drafts"]["updated"] == 0
     pd.testing.assert_frame_equal(store.orders(as_of=AS_OF), orders_first)
     assert len(smtp.messages) == n_mail and len(slack.requests) == n_slack  # nothing re-sent
@@ -109,7 +109,7 @@ def test_rerun_same_date_changes_nothing(shop, peers) -> None:  # type: ignore[n
 
 def test_dry_run_writes_no_order_and_sends_nothing(shop, peers) -> None:  # type: ignore[no-untyped-def]
     smtp, slack = peers
-    summary = nightly_replenishment(as_of=AS_OF, dry_run=True)
+    summary = nightly_replenishment(as_of=AS_OF, dry_run=True, report_top_n=0)
     store = Store(shop[1])
     assert store.count_drafts(AS_OF) == (0, 0)
     assert len(store.plans(summary["run_id"])) > 0
@@ -118,9 +118,12 @@ def test_dry_run_writes_no_order_and_sends_nothing(shop, peers) -> None:  # type
 
 
 def test_service_level_override_raises_safety_stock(shop) -> None:  # type: ignore[no-untyped-def]
-    base = nightly_replenishment(as_of=AS_OF, dry_run=True)
+    base = nightly_replenishment(as_of=AS_OF, dry_run=True, report_top_n=0)
     high = nightly_replenishment(
-        as_of=AS_OF, dry_run=True, service_levels={"A": 0.999, "B": 0.999, "C": 0.999}
+        as_of=AS_OF,
+        dry_run=True,
+        service_levels={"A": 0.999, "B": 0.999, "C": 0.999},
+        report_top_n=0,
     )
     store = Store(shop[1])
     a = store.plans(base["run_id"]).set_index(["sku", "location_id"])
@@ -141,7 +144,7 @@ def test_bad_stock_snapshot_stops_before_any_order(shop, peers) -> None:  # type
         )
     engine.dispose()
     with pytest.raises(DataQualityError, match="no order written"):
-        nightly_replenishment(as_of=AS_OF)
+        nightly_replenishment(as_of=AS_OF, report_top_n=0)
     store = Store(shop[1])
     assert store.count_drafts(AS_OF) == (0, 0)
     assert store.runs(1).iloc[0]["status"] == "blocked"
@@ -153,7 +156,7 @@ def test_flow_run_is_recorded_in_prefect(shop) -> None:  # type: ignore[no-untyp
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    state = nightly_replenishment(as_of=AS_OF, dry_run=True, return_state=True)
+    state = nightly_replenishment(as_of=AS_OF, dry_run=True, return_state=True, report_top_n=0)
     summary = state.result()
     store = Store(shop[1])
     flow_run_id = store.runs(1).iloc[0]["flow_run_id"]

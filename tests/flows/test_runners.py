@@ -58,7 +58,7 @@ def _run(db: str, runner: Any = None, **params: Any) -> tuple[pd.DataFrame, dict
         if runner is None
         else nightly_replenishment.with_options(task_runner=runner)
     )
-    state = flow(as_of=AS_OF, dry_run=True, return_state=True, **params)
+    state = flow(as_of=AS_OF, dry_run=True, return_state=True, report_top_n=0, **params)
     summary = state.result()
     store = Store(db)
     try:
@@ -155,7 +155,9 @@ def test_task_runner_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_bad_partitions_parameter_fails_the_run(store_db: str) -> None:
-    state = nightly_replenishment(as_of=AS_OF, dry_run=True, partitions=0, return_state=True)
+    state = nightly_replenishment(
+        as_of=AS_OF, dry_run=True, partitions=0, return_state=True, report_top_n=0
+    )
     assert state.is_failed()
     assert "partitions" in str(state.message) or "partitions" in repr(
         state.result(raise_on_failure=False)

@@ -18,7 +18,7 @@ def main() -> None:
     print("ready", flush=True)
     sys.stdin.readline()
     try:
-        summary = nightly_replenishment(as_of=as_of)
+        summary = nightly_replenishment(as_of=as_of, report_top_n=0)
     except Exception as e:
         print(json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
     else:
