@@ -84,6 +84,7 @@ class Night:
             url,
         )
         self.engine: Engine = create_engine(url)
+        self.backend = self.engine.dialect.name
         self.erp = GenericErp(url)
         self.store = Store(url)
 
@@ -577,13 +578,16 @@ def test_the_gate_takes_cached_verdicts_and_equals_a_full_validation(night: Nigh
         assert known is not None and report.known_verdicts == known.known
         got = validate_snapshot(snap, day_end(day), known=known)
         assert_same_gate(got, validate_snapshot(snap, day_end(day)))
-        # a direct read of the ERP, with the channel's cached lines
-        direct = night.direct(day, now=kw.get("now"))  # type: ignore[arg-type]
-        channels = night.store.cached_sales(None, sources=["woo"])
-        direct.sales_order_lines = concat_frames(
-            "sales_order_lines", [direct.sales_order_lines, channels]
-        )
-        assert_same_gate(got, validate_snapshot(direct, day_end(day)), rows=False)
+        if night.backend == "sqlite":
+            # a direct read of the ERP, with the channel's cached lines (on
+            # one back end: test_nights_equal_a_direct_read shows on each that
+            # the cached snapshot equals the direct read; the gate is pandas)
+            direct = night.direct(day, now=kw.get("now"))  # type: ignore[arg-type]
+            channels = night.store.cached_sales(None, sources=["woo"])
+            direct.sales_order_lines = concat_frames(
+                "sales_order_lines", [direct.sales_order_lines, channels]
+            )
+            assert_same_gate(got, validate_snapshot(direct, day_end(day)), rows=False)
         saved = save_verdicts(night.store, known, got.new_verdicts)
         return got, saved
 
