@@ -84,10 +84,24 @@ _CSV_CHUNK = 1_000_000
 # ------------------------------------------------------------------ helpers
 
 
+#: Per timed step of this process: (peak resident memory so far, resident
+#: memory at its end), MB. The step whose row first shows the phase's peak is
+#: where the memory went; "at its end" is what the step left held (memory
+#: freed to the allocator but not returned to the system counts as held).
+MEMORY: dict[str, tuple[float, float]] = {}
+
+
+def _rss_mb() -> float:
+    """Resident memory now (Linux: /proc/self/statm), MB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def timed(steps: dict[str, float], name: str, fn: Callable[[], T]) -> T:
     started = time.perf_counter()
     out = fn()
     steps[name] = time.perf_counter() - started
+    MEMORY[name] = (_peak_mb(), _rss_mb())
     print(f"  {name}: {steps[name]:.1f} s", file=sys.stderr, flush=True)
     return out
 
@@ -270,7 +284,14 @@ def phase_cold(erp_url: str) -> dict[str, Any]:
     del snap, sales  # as the nightly flow does: only the gate's clean snapshot goes on
     demand = timed(steps, "forecast", lambda: forecast.fn(gate.clean, NIGHT_1, HISTORY_DAYS))
     plans = timed(steps, "plan", lambda: _plan(gate.clean, demand, NIGHT_1))
-    return {"steps": steps, "rows": rows, "plans": len(plans), "peak_mb": _peak_mb(), "note": note}
+    return {
+        "steps": steps,
+        "rows": rows,
+        "plans": len(plans),
+        "peak_mb": _peak_mb(),
+        "memory": MEMORY,
+        "note": note,
+    }
 
 
 class _FallbackCounter(logging.Handler):
@@ -348,6 +369,7 @@ def phase_cache(erp_url: str, store_url: str) -> dict[str, Any]:
         "rows": sum(snap.row_counts().values()),
         "note": report.summary(),
         "peak_mb": _peak_mb(),
+        "memory": MEMORY,
     }
 
 
@@ -413,6 +435,7 @@ def phase_nightly(erp_url: str, store_url: str) -> dict[str, Any]:
         "plans": len(plans),
         "note": report.summary(),
         "peak_mb": _peak_mb(),
+        "memory": MEMORY,
     }
 
 
@@ -472,8 +495,12 @@ def _table(title: str, result: dict[str, Any]) -> float:
         print(f"  FAILED: {result['failed']}")
         return float("nan")
     total = 0.0
+    memory = result.get("memory", {})
+    print(f"  {'step':<52}{'time':>11}{'peak so far':>15}{'held after':>14}")
     for name, seconds in result["steps"].items():
-        print(f"  {name:<40}{seconds:>9.1f} s")
+        mem = memory.get(name)
+        where = f"{mem[0]:>12,.0f} MB{mem[1]:>11,.0f} MB" if mem else ""
+        print(f"  {name:<52}{seconds:>9.1f} s{where}")
         if not name.startswith("of which"):
             total += seconds
     print(f"  {'peak resident memory':<40}{result['peak_mb']:>9,.0f} MB")
@@ -570,7 +597,17 @@ def main(argv: list[str] | None = None) -> int:
             f"3b. night 2: incremental run ({new_lines:,} new lines), {args.store} store", nightly
         )
         print(f"  {'end to end':<40}{total:>9.1f} s (target ≤ 60 s: {_verdict(total <= 60)})")
+        _where_the_time_goes(nightly, total)
     return 0
+
+
+def _where_the_time_goes(result: dict[str, Any], total: float) -> None:
+    """The steps of a phase by their share of its time, largest first."""
+    if "failed" in result or total <= 0:
+        return
+    own = [(s, n) for n, s in result["steps"].items() if not n.startswith("of which")]
+    shares = ", ".join(f"{n} {s / total:.0%}" for s, n in sorted(own, reverse=True))
+    print(f"  where the time goes: {shares}")
 
 
 def keep_and_run(keep: Path, args: argparse.Namespace, limit: float) -> int:
@@ -615,6 +652,7 @@ def rerun_nightly(keep: Path, limit: float) -> int:
         nightly,
     )
     print(f"  {'end to end':<40}{total:>9.1f} s (target ≤ 60 s: {_verdict(total <= 60)})")
+    _where_the_time_goes(nightly, total)
     return 0
 
 
