@@ -81,6 +81,11 @@ def _configure(erp: str | None, db: str | None, verbose: bool) -> Any:
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Without PREFECT_API_URL the run starts a temporary Prefect API, which
+    # Prefect gives 20 s to start: the first start on a fresh install (every
+    # server module compiled) took longer on a slow 2-core machine and
+    # `make demo` failed with "Timed out while attempting to connect".
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     return Settings()
 
 

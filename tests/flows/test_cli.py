@@ -162,3 +162,20 @@ def test_blocked_gate_exits_3_with_one_line(
     assert info.value.code == 3
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
     assert len(err) == 1 and "validation gate stopped the run" in err[0]
+
+
+def test_the_temporary_prefect_api_gets_time_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first run on a new machine creates and migrates Prefect's database
+    before the temporary API answers: more than Prefect's default 20 s on a
+    slow 2-core machine (`make demo` failed there). The CLI allows 180 s,
+    unless the user chose a limit."""
+    from replenish.cli import _configure
+
+    var = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+    monkeypatch.setenv(var, "0")  # recorded, so the test's change is undone
+    monkeypatch.delenv(var)
+    _configure(None, None, True)  # verbose: leaves the logging variables alone
+    assert os.environ[var] == "180"
+    monkeypatch.setenv(var, "45")
+    _configure(None, None, True)
+    assert os.environ[var] == "45"
