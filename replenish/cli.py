@@ -82,9 +82,9 @@ def _configure(erp: str | None, db: str | None, verbose: bool) -> Any:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # Without PREFECT_API_URL the run starts a temporary Prefect API, which
-    # Prefect gives 20 s to start: the first start on a fresh install (every
-    # server module compiled) took longer on a slow 2-core machine and
-    # `make demo` failed with "Timed out while attempting to connect".
+    # Prefect gives 20 s to start: its first start on a machine also creates
+    # and migrates Prefect's database, which took longer on a slow 2-core
+    # machine, and `make demo` failed with "Timed out while attempting to connect".
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     return Settings()
 
