@@ -89,6 +89,8 @@ _CSV_CHUNK = 1_000_000
 #: where the memory went; "at its end" is what the step left held (memory
 #: freed to the allocator but not returned to the system counts as held).
 MEMORY: dict[str, tuple[float, float]] = {}
+#: Width of the name column of the printed tables.
+NAME = 52
 
 
 def _rss_mb() -> float:
@@ -496,14 +498,14 @@ def _table(title: str, result: dict[str, Any]) -> float:
         return float("nan")
     total = 0.0
     memory = result.get("memory", {})
-    print(f"  {'step':<52}{'time':>11}{'peak so far':>15}{'held after':>14}")
+    print(f"  {'step':<{NAME}}{'time':>11}{'peak so far':>15}{'held after':>14}")
     for name, seconds in result["steps"].items():
         mem = memory.get(name)
         where = f"{mem[0]:>12,.0f} MB{mem[1]:>11,.0f} MB" if mem else ""
-        print(f"  {name:<52}{seconds:>9.1f} s{where}")
+        print(f"  {name:<{NAME}}{seconds:>9.1f} s{where}")
         if not name.startswith("of which"):
             total += seconds
-    print(f"  {'peak resident memory':<40}{result['peak_mb']:>9,.0f} MB")
+    print(f"  {'peak resident memory':<{NAME}}{result['peak_mb']:>9,.0f} MB")
     if result.get("note"):
         print(f"  ({result['note']})")
     return total
@@ -584,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     if "failed" not in raw:
         print(f"  {raw['rows']:,} rows, {raw['mb']:,.0f} MB of CSV")
     cold_total = _table("2. cold full run (no Prefect)", cold)
-    print(f"  {'whole':<40}{cold_total:>9.1f} s")
+    print(f"  {'whole':<{NAME}}{cold_total:>9.1f} s")
     if "failed" not in raw and "failed" not in cold:
         extract = cold["steps"]["extract (GenericErp.read_snapshot)"]
         ratio = extract / raw["steps"]["raw read (COPY + pyarrow parse)"]
@@ -596,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         total = _table(
             f"3b. night 2: incremental run ({new_lines:,} new lines), {args.store} store", nightly
         )
-        print(f"  {'end to end':<40}{total:>9.1f} s (target ≤ 60 s: {_verdict(total <= 60)})")
+        print(f"  {'end to end':<{NAME}}{total:>9.1f} s (target ≤ 60 s: {_verdict(total <= 60)})")
         _where_the_time_goes(nightly, total)
     return 0
 
@@ -651,7 +653,7 @@ def rerun_nightly(keep: Path, limit: float) -> int:
         f"{state['series']:,} series, sqlite store",
         nightly,
     )
-    print(f"  {'end to end':<40}{total:>9.1f} s (target ≤ 60 s: {_verdict(total <= 60)})")
+    print(f"  {'end to end':<{NAME}}{total:>9.1f} s (target ≤ 60 s: {_verdict(total <= 60)})")
     _where_the_time_goes(nightly, total)
     return 0
 
